@@ -1,0 +1,23 @@
+"""vaelab: variational autoencoders on MNIST-style images.
+
+    import vaelab
+    model = vaelab.load("runs/my-run")           # trained VAE, eval mode, on the CPU
+    images = model.sample(16)                    # (16, 1, 28, 28) in [0, 1]
+"""
+
+from .config import Config, DataConfig, ModelConfig, ObjectiveConfig, TrainConfig
+from .data import DATASETS, load_dataset
+from .errors import VaelabError
+from .export import export, load_decoder, load_encoder
+from .models import VAE, build_model
+from .rundir import load
+from .train import train
+
+__version__ = "0.1.0"
+datasets = DATASETS
+
+__all__ = [
+    "Config", "DataConfig", "ModelConfig", "ObjectiveConfig", "TrainConfig", "DATASETS",
+    "datasets", "load_dataset", "VaelabError", "export", "load_decoder", "load_encoder",
+    "VAE", "build_model", "load", "train", "__version__",
+]

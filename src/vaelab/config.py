@@ -1,0 +1,245 @@
+"""Run configuration: frozen dataclasses, loaded from TOML, with dotted `key=value` overrides.
+
+Configuration is data. Every field has a type and a default; unknown keys, wrong types and
+out-of-range values fail with a `ConfigError` that names them. Choices are `Literal` types,
+so the CLI, the TOML loader and the model registry read the same list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+Dataset = Literal["mnist", "fashion-mnist", "kmnist"]
+DataMode = Literal["binarized", "grayscale"]
+Arch = Literal["mlp", "conv"]
+Likelihood = Literal["bernoulli", "gaussian", "gaussian-learned"]
+Optimizer = Literal["adam", "adamw"]
+Schedule = Literal["constant", "cosine"]
+Device = Literal["auto", "cpu", "cuda", "mps"]
+
+MAX_LATENT_DIM = 256
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which images to train on and how they are presented to the model."""
+
+    dataset: Dataset = "mnist"
+    mode: DataMode = "binarized"  # binarized: a fresh Bernoulli draw per pixel per epoch
+    val_size: int = 5000  # held out from the 60k training images for model selection
+    limit: int = 0  # train on the first N remaining training images only (0: all)
+
+    def __post_init__(self):
+        _require(self.val_size >= 0, f"data.val_size must be >= 0, got {self.val_size}")
+        _require(self.limit >= 0, f"data.limit must be >= 0, got {self.limit}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network. `hidden` is read by the MLP; `channels` and `dense` by the conv model."""
+
+    arch: Arch = "conv"
+    latent_dim: int = 16
+    hidden: tuple[int, ...] = (400,)
+    channels: tuple[int, ...] = (32, 64)
+    dense: int = 256  # conv: width of the dense layer before the latent heads (0: none)
+    likelihood: Likelihood = "bernoulli"
+    gaussian_std: float = 0.1  # fixed std of the Gaussian likelihood; initial value when learned
+    pad32: bool = False  # zero-pad inputs to 32x32 inside the model; outputs are cropped to 28x28
+
+    def __post_init__(self):
+        _require(
+            1 <= self.latent_dim <= MAX_LATENT_DIM,
+            f"model.latent_dim must be between 1 and {MAX_LATENT_DIM}, got {self.latent_dim}",
+        )
+        _require(len(self.hidden) > 0 and min(self.hidden) > 0,
+                 f"model.hidden must be positive widths, got {list(self.hidden)}")
+        _require(len(self.channels) > 0 and min(self.channels) > 0,
+                 f"model.channels must be positive counts, got {list(self.channels)}")
+        _require(self.dense >= 0, f"model.dense must be >= 0, got {self.dense}")
+        _require(self.gaussian_std > 0, f"model.gaussian_std must be > 0, got {self.gaussian_std}")
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """Negative ELBO = recon + beta * KL, with optional KL warm-up and free bits."""
+
+    beta: float = 1.0
+    warmup_epochs: float = 0.0  # beta rises linearly from 0 over this many epochs
+    free_bits: float = 0.0  # nats per latent dimension below which the KL is not penalised
+
+    def __post_init__(self):
+        _require(self.beta >= 0, f"objective.beta must be >= 0, got {self.beta}")
+        _require(self.warmup_epochs >= 0,
+                 f"objective.warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        _require(self.free_bits >= 0, f"objective.free_bits must be >= 0, got {self.free_bits}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and the machine it runs on."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    optimizer: Optimizer = "adam"
+    weight_decay: float = 0.0
+    schedule: Schedule = "constant"
+    seed: int = 0
+    device: Device = "auto"
+    threads: int = 0  # CPU threads for torch (0: torch's default)
+    sample_grid: int = 10  # side of the per-epoch sample grid (samples/epoch_NNN.png)
+
+    def __post_init__(self):
+        _require(self.epochs >= 1, f"train.epochs must be >= 1, got {self.epochs}")
+        _require(self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}")
+        _require(self.lr > 0, f"train.lr must be > 0, got {self.lr}")
+        _require(self.weight_decay >= 0,
+                 f"train.weight_decay must be >= 0, got {self.weight_decay}")
+        _require(self.threads >= 0, f"train.threads must be >= 0, got {self.threads}")
+        _require(1 <= self.sample_grid <= 32,
+                 f"train.sample_grid must be between 1 and 32, got {self.sample_grid}")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that defines a training run. Saved as `config.json` in the run directory."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Config:
+        """Build a config from nested dicts; missing keys take defaults, unknown keys fail."""
+        return _build(cls, values, prefix="")
+
+    def replace(self, overrides: dict[str, Any]) -> Config:
+        """A copy with dotted overrides applied, e.g. `{"model.latent_dim": 32}`."""
+        nested = self.to_dict()
+        for dotted, value in overrides.items():
+            section, _, key = dotted.partition(".")
+            if section not in nested or not key or "." in key:
+                raise ConfigError(f"unknown config key '{dotted}' (expected section.key, "
+                                  f"sections: {', '.join(nested)})")
+            nested[section][key] = value
+        return Config.from_dict(nested)
+
+
+def _build(cls: type, values: Any, prefix: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"config section '{prefix.rstrip('.') or 'root'}' must be a table")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"unknown config key(s): {', '.join(prefix + k for k in unknown)} "
+                          f"(known: {', '.join(prefix + n for n in sorted(names))})")
+    kwargs = {}
+    for name, value in values.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value, prefix=f"{prefix}{name}.")
+        else:
+            kwargs[name] = _check_type(prefix + name, hint, value)
+    return cls(**kwargs)
+
+
+def _check_type(key: str, hint: Any, value: Any) -> Any:
+    """Return `value` converted to the field's type, or raise a ConfigError naming the key."""
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            raise ConfigError(f"{key} must be one of {', '.join(map(str, choices))}; "
+                              f"got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise ConfigError(f"{key} must be a list of integers, got {value!r}")
+        return tuple(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+        return value
+    raise AssertionError(f"unhandled config type {hint} for {key}")
+
+
+def choices(section: type, name: str) -> tuple[str, ...]:
+    """The allowed values of a `Literal` field, e.g. `choices(ModelConfig, "arch")`."""
+    return typing.get_args(typing.get_type_hints(section)[name])
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config file into nested dicts (validated later by `Config.from_dict`)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse `section.key=value`; the value is read as TOML (`32`, `0.5`, `true`, `[32, 64]`)
+    and falls back to a plain string (`mlp`)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override '{text}' must look like section.key=value")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key.strip(), value
+
+
+def load_config(path: str | Path) -> Config:
+    """Load a run's `config.json` or a TOML preset."""
+    path = Path(path)
+    if path.suffix == ".toml":
+        return Config.from_dict(load_toml(path))
+    try:
+        return Config.from_dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {path} is not valid JSON: {e}") from None

@@ -1,0 +1,306 @@
+"""MNIST-family data: IDX files -> one uint8 tensor on the training device -> batches.
+
+Files are the standard IDX names under `<data-dir>/<dataset>/`, gzipped (checked against the
+published MD5) or raw. Missing files are downloaded from the mirrors torchvision uses,
+verified, and renamed into place, so a failed download never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import math
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import DataConfig
+from .errors import DataError
+
+IMAGE_SIZE = 28
+PIXELS = IMAGE_SIZE * IMAGE_SIZE
+SPLIT_SEED = 0  # fixes which training images are held out for validation, for every run
+EVAL_BINARIZE_SEED = 0  # the validation and test sets are binarized once with this seed
+IDX_UBYTE = 0x08
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    folder: str
+    mirrors: tuple[str, ...]
+    md5: dict[str, str]  # gz file name -> MD5 of the published file
+    classes: tuple[str, ...]
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "mnist": DatasetSpec(
+        folder="mnist",
+        mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/",
+                 "http://yann.lecun.com/exdb/mnist/"),
+        md5={"train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+             "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+             "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+             "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"},
+        classes=tuple(str(d) for d in range(10)),
+    ),
+    "fashion-mnist": DatasetSpec(
+        folder="fashion-mnist",
+        mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        md5={"train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+             "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+             "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+             "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310"},
+        classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    ),
+    "kmnist": DatasetSpec(
+        folder="kmnist",
+        mirrors=("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
+        md5={"train-images-idx3-ubyte.gz": "bdb82020997e1d708af4cf47b453dcf7",
+             "train-labels-idx1-ubyte.gz": "e144d726b3acfaa3e44228e80efcd344",
+             "t10k-images-idx3-ubyte.gz": "5c965bf0a639b31b8f53240b1b52f4d7",
+             "t10k-labels-idx1-ubyte.gz": "7320c461ea6c1c855c0b718fb2a4b134"},
+        classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+    ),
+}
+SPLIT_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+               "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+def default_data_dir() -> Path:
+    """`$VAELAB_DATA_DIR`, else the user cache directory (e.g. ~/.cache/vaelab/data)."""
+    if os.environ.get("VAELAB_DATA_DIR"):
+        return Path(os.environ["VAELAB_DATA_DIR"]).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("vaelab")) / "data"
+
+
+# --- IDX files -----------------------------------------------------------------------------
+
+def _read_exactly(f, n: int, path: Path) -> bytes:
+    """Read n bytes in chunks, so a header that claims terabytes fails at EOF, not in malloc."""
+    out = bytearray()
+    while len(out) < n:
+        chunk = f.read(min(_CHUNK, n - len(out)))
+        if not chunk:
+            raise DataError(f"{path}: truncated IDX file (expected {n} bytes of data, "
+                            f"found {len(out)})")
+        out += chunk
+    return bytes(out)
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file of unsigned bytes (gzipped or raw) into a uint8 array.
+
+    Raises DataError naming the file when the magic number, the dimensions or the size are
+    wrong, or when the file is truncated or has trailing bytes.
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            header = f.read(4)
+            if len(header) < 4 or header[:2] != b"\x00\x00" or header[2] != IDX_UBYTE \
+                    or not 1 <= header[3] <= 4:
+                raise DataError(f"{path}: not an IDX file of unsigned bytes "
+                                f"(bad magic number {header.hex() or 'empty'})")
+            ndim = header[3]
+            shape = tuple(int(d) for d in np.frombuffer(
+                _read_exactly(f, 4 * ndim, path), dtype=">u4"))
+            count = math.prod(shape)  # Python ints: a hostile header cannot overflow
+            data = _read_exactly(f, count, path)
+            if f.read(1):
+                raise DataError(f"{path}: trailing bytes after the {count} declared in the "
+                                f"header {shape}")
+    except (OSError, EOFError, gzip.BadGzipFile) as e:  # corrupt gzip stream or unreadable
+        raise DataError(f"{path}: cannot read IDX file ({e})") from None
+    return np.frombuffer(data, dtype=np.uint8).reshape(shape)
+
+
+def md5sum(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _download(spec: DatasetSpec, name: str, folder: Path) -> None:
+    """Fetch one gz file from the first mirror that serves it with the right MD5."""
+    errors = []
+    for mirror in spec.mirrors:
+        url = mirror + name
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as resp:
+                digest = hashlib.md5(usedforsecurity=False)
+                for chunk in iter(lambda: resp.read(_CHUNK), b""):
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            if digest.hexdigest() != spec.md5[name]:
+                errors.append(f"{url}: checksum mismatch")
+                continue
+            os.replace(tmp, folder / name)
+            return
+        except (urllib.error.URLError, OSError, TimeoutError) as e:
+            errors.append(f"{url}: {getattr(e, 'reason', e)}")
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    raise DataError("; ".join(errors))
+
+
+def _locate(spec: DatasetSpec, folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / f"{stem}.gz", folder / stem):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def ensure_files(dataset: str, data_dir: str | Path | None = None, download: bool = True,
+                 splits: tuple[str, ...] = ("train", "test")) -> Path:
+    """Make sure the dataset's IDX files are in `<data_dir>/<dataset>/`; return that folder."""
+    spec = DATASETS[dataset]
+    folder = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    folder = folder / spec.folder
+    stems = [stem for split in splits for stem in SPLIT_FILES[split]]
+    missing = [f"{stem}.gz" for stem in stems if _locate(spec, folder, stem) is None]
+    if not missing:
+        return folder
+    reason = "downloading is switched off"
+    if download:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for name in missing:
+                _download(spec, name, folder)
+            return folder
+        except (DataError, OSError) as e:
+            reason = f"download failed: {e}"
+    raise DataError(f"{dataset} files missing from {folder}: {', '.join(missing)} ({reason}); "
+                    f"put the files there, or point --data-dir or VAELAB_DATA_DIR at a folder "
+                    f"that holds {spec.folder}/")
+
+
+def load_split(dataset: str, split: str, data_dir: str | Path | None = None,
+               download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (images (N, 1, 28, 28) uint8, labels (N,) int64) for "train" or "test"."""
+    spec = DATASETS[dataset]
+    folder = ensure_files(dataset, data_dir, download, splits=(split,))
+    images_path, labels_path = (_locate(spec, folder, stem) for stem in SPLIT_FILES[split])
+    for path in (images_path, labels_path):
+        expected = spec.md5.get(path.name)
+        if expected and md5sum(path) != expected:
+            raise DataError(f"{path}: checksum mismatch (expected MD5 {expected}); the file is "
+                            f"corrupt or not the published {dataset} file: delete it to "
+                            f"download it again")
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+        raise DataError(f"{images_path}: expected images of shape (N, 28, 28), "
+                        f"got {images.shape}")
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise DataError(f"{labels_path}: expected {len(images)} labels to match "
+                        f"{images_path.name}, got shape {labels.shape}")
+    if labels.size and labels.max() >= len(spec.classes):
+        raise DataError(f"{labels_path}: label {labels.max()} out of range "
+                        f"0..{len(spec.classes) - 1}")
+    return (torch.from_numpy(images.copy()).unsqueeze(1),
+            torch.from_numpy(labels.astype(np.int64)))
+
+
+# --- In-memory splits and batches ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Split:
+    """Images (N, 1, 28, 28) uint8 in 0..255 and labels (N,) int64, on one device."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def to(self, device: torch.device | str) -> Split:
+        return Split(self.images.to(device), self.labels.to(device))
+
+
+@dataclass(frozen=True)
+class Datasets:
+    """Training images, the held-out validation images and the test set.
+
+    In binarized mode `val` and `test` are binarized once (fixed seed) and stored as 0/255,
+    so every evaluation sees the same binary images; `train` stays grayscale and is
+    binarized afresh for every batch (dynamic binarization).
+    """
+
+    train: Split
+    val: Split
+    test: Split
+    classes: tuple[str, ...]
+    dynamic_binarization: bool
+
+
+def binarize_once(images: torch.Tensor, seed: int = EVAL_BINARIZE_SEED) -> torch.Tensor:
+    """One fixed Bernoulli draw per pixel, returned as uint8 0/255 (on the CPU generator)."""
+    generator = torch.Generator().manual_seed(seed)
+    probs = images.cpu().float() / 255
+    return (torch.bernoulli(probs, generator=generator) * 255).to(torch.uint8).to(images.device)
+
+
+def load_test(cfg: DataConfig, data_dir: str | Path | None = None,
+              device: torch.device | str = "cpu", download: bool = True) -> Split:
+    """The test split as evaluation sees it (binarized once, with a fixed seed, if asked)."""
+    test = Split(*load_split(cfg.dataset, "test", data_dir, download))
+    if cfg.mode == "binarized":
+        test = Split(binarize_once(test.images, EVAL_BINARIZE_SEED), test.labels)
+    return test.to(device)
+
+
+def load_dataset(cfg: DataConfig, data_dir: str | Path | None = None,
+                 device: torch.device | str = "cpu", download: bool = True) -> Datasets:
+    """Load the train/val/test splits described by `cfg` onto `device`."""
+    images, labels = load_split(cfg.dataset, "train", data_dir, download)
+    test = load_test(cfg, data_dir, device, download)
+    if cfg.val_size >= len(images):
+        raise DataError(f"data.val_size {cfg.val_size} leaves no training images "
+                        f"(the training split has {len(images)})")
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(SPLIT_SEED))
+    train_idx, val_idx = order[:len(images) - cfg.val_size], order[len(images) - cfg.val_size:]
+    if cfg.limit:
+        train_idx = train_idx[:cfg.limit]
+    train = Split(images[train_idx], labels[train_idx])
+    val = Split(images[val_idx], labels[val_idx])
+    binarized = cfg.mode == "binarized"
+    if binarized:
+        val = Split(binarize_once(val.images, EVAL_BINARIZE_SEED + 1), val.labels)
+    spec = DATASETS[cfg.dataset]
+    return Datasets(train.to(device), val.to(device), test, spec.classes, binarized)
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 0..255 -> float32 in [0, 1]."""
+    return images.float().div_(255)
+
+
+def train_batch(images: torch.Tensor, index: torch.Tensor, dynamic_binarization: bool,
+                generator: torch.Generator) -> torch.Tensor:
+    """Gather a batch (B, 1, 28, 28) in [0, 1]; binarize it afresh if asked (Bernoulli draw)."""
+    x = to_float(images[index])
+    if dynamic_binarization:
+        x = torch.bernoulli(x, generator=generator)
+    return x
+
+
+def eval_batches(split: Split, batch_size: int):
+    """Yield (x (B, 1, 28, 28) float in [0, 1], labels) in order, without shuffling."""
+    for start in range(0, len(split), batch_size):
+        yield (to_float(split.images[start:start + batch_size]),
+               split.labels[start:start + batch_size])

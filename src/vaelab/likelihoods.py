@@ -1,0 +1,70 @@
+"""Observation models log p(x|z) and the KL term of the ELBO. Every value is in nats."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+
+LOG_2PI = math.log(2 * math.pi)
+MIN_LOG_STD = math.log(1e-3)  # keeps a learned Gaussian std from collapsing to zero
+
+
+class Bernoulli(nn.Module):
+    """p(x|z) = prod Bernoulli(x; sigmoid(logits)). The decoder returns logits."""
+
+    def log_prob(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) targets and logits -> (B,) log-likelihood in nats (stable BCE)."""
+        bce = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+        return -bce.flatten(1).sum(1)
+
+    def mean(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(logits)
+
+
+class Gaussian(nn.Module):
+    """p(x|z) = prod N(x; mean, std^2) with one std for all pixels, fixed or learned.
+
+    The learned std is the "sigma-VAE" choice (Rybkin et al. 2021): one scalar, so the model
+    balances reconstruction against KL by itself. Values are densities: they can be negative
+    and are not comparable with the Bernoulli likelihood's.
+    """
+
+    def __init__(self, std: float, learned: bool):
+        super().__init__()
+        log_std = torch.tensor(math.log(std))
+        if learned:
+            self.log_std = nn.Parameter(log_std)
+        else:
+            self.register_buffer("log_std", log_std, persistent=False)
+
+    def log_prob(self, x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+        log_std = self.log_std.clamp(min=MIN_LOG_STD)
+        z = (x - mean) * torch.exp(-log_std)
+        return -(0.5 * z.square() + log_std + 0.5 * LOG_2PI).flatten(1).sum(1)
+
+    def mean(self, mean: torch.Tensor) -> torch.Tensor:
+        return mean.clamp(0, 1)
+
+
+LIKELIHOODS = {
+    "bernoulli": lambda cfg: Bernoulli(),
+    "gaussian": lambda cfg: Gaussian(cfg.gaussian_std, learned=False),
+    "gaussian-learned": lambda cfg: Gaussian(cfg.gaussian_std, learned=True),
+}
+
+
+def build_likelihood(cfg: ModelConfig) -> nn.Module:
+    return LIKELIHOODS[cfg.likelihood](cfg)
+
+
+def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)) per latent dimension, (B, D) -> (B, D) nats.
+
+    Kingma & Welling (2014), Appendix B: -KL = 1/2 sum(1 + log sigma^2 - mu^2 - sigma^2).
+    """
+    return 0.5 * (mu.square() + logvar.exp() - 1 - logvar)

@@ -1,0 +1,49 @@
+"""Images of digits: grids of samples and original/reconstruction pairs, as PNG (Pillow).
+
+Pixels are scaled with nearest-neighbour only, so digits are never blurred."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+GRID_LINE = 0.3  # grey level of the lines between tiles
+
+
+def grid(images: torch.Tensor, ncol: int, padding: int = 2) -> np.ndarray:
+    """(N, 1, H, W) in [0, 1] -> one (rows*(H+p)+p, ncol*(W+p)+p) uint8 array, row-major."""
+    n, _, h, w = images.shape
+    nrow = -(-n // ncol)
+    canvas = np.full((nrow * (h + padding) + padding, ncol * (w + padding) + padding),
+                     GRID_LINE, dtype=np.float32)
+    pixels = images.detach().float().clamp(0, 1).cpu().numpy()[:, 0]
+    for i in range(n):
+        r, c = divmod(i, ncol)
+        top, left = padding + r * (h + padding), padding + c * (w + padding)
+        canvas[top:top + h, left:left + w] = pixels[i]
+    return (canvas * 255).round().astype(np.uint8)
+
+
+def save_png(array: np.ndarray, path: str | Path, scale: int = 1) -> Path:
+    """Write a grey uint8 array as PNG, enlarged `scale` times with nearest-neighbour."""
+    image = Image.fromarray(array, mode="L")
+    if scale > 1:
+        image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return path
+
+
+def pairs(originals: torch.Tensor, reconstructions: torch.Tensor, ncol: int) -> torch.Tensor:
+    """Interleave rows: ncol originals, then their ncol reconstructions, and so on.
+
+    (N, 1, H, W) twice -> (2N, 1, H, W), ready for `grid(..., ncol)`.
+    """
+    n = len(originals) - len(originals) % ncol
+    o = originals[:n].reshape(-1, ncol, *originals.shape[1:])
+    r = reconstructions[:n].reshape(-1, ncol, *originals.shape[1:])
+    return torch.stack([o, r], dim=1).reshape(-1, *originals.shape[1:])

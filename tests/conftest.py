@@ -1,0 +1,47 @@
+"""Shared fixtures. MNIST comes from $VAELAB_DATA_DIR (CI: ../shared/data); no test downloads."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from vaelab.config import Config
+from vaelab.data import DATASETS, SPLIT_FILES
+
+TINY = {  # a model and data subset small enough that a run takes a few seconds
+    "data.limit": 2000, "data.val_size": 500,
+    "model.arch": "mlp", "model.hidden": [128], "model.latent_dim": 4,
+    "train.epochs": 2, "train.batch_size": 100, "train.threads": 2, "train.sample_grid": 4,
+}
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The folder holding mnist/; tests that need real MNIST skip without it."""
+    env = os.environ.get("VAELAB_DATA_DIR")
+    if not env:
+        pytest.skip("VAELAB_DATA_DIR is not set: point it at a folder holding mnist/")
+    folder = Path(env)
+    names = [f"{stem}.gz" for stems in SPLIT_FILES.values() for stem in stems]
+    missing = [n for n in names if not (folder / DATASETS["mnist"].folder / n).exists()]
+    if missing:
+        pytest.fail(f"VAELAB_DATA_DIR={env} lacks mnist/{', '.join(missing)}")
+    return folder
+
+
+@pytest.fixture
+def tiny_config() -> Config:
+    return Config().replace(TINY)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, data_dir) -> Path:
+    """One tiny trained run shared by the tests that only read a run directory."""
+    from vaelab.train import train
+
+    run = tmp_path_factory.mktemp("runs") / "tiny"
+    train(Config().replace(TINY), out=run, data_dir=data_dir, progress_bar=False,
+          log=lambda *_: None)
+    return run

@@ -1,0 +1,75 @@
+import pytest
+
+from vaelab.config import Config, ModelConfig, choices, load_config, load_toml, parse_override
+from vaelab.errors import ConfigError
+from vaelab.likelihoods import LIKELIHOODS
+from vaelab.models import MODELS
+
+
+class TestConfig:
+    def test_defaults_round_trip_through_dict(self):
+        cfg = Config()
+        assert Config.from_dict(cfg.to_dict()) == cfg
+
+    def test_dotted_overrides(self):
+        cfg = Config().replace({"model.latent_dim": 32, "model.hidden": [512, 256]})
+        assert cfg.model.latent_dim == 32
+        assert cfg.model.hidden == (512, 256)
+        assert cfg.train == Config().train
+
+    @pytest.mark.parametrize("overrides, message", [
+        ({"model.latent_dim": 0}, "latent_dim must be between 1 and 256"),
+        ({"model.latent_dim": 257}, "latent_dim must be between 1 and 256"),
+        ({"train.epochs": -1}, "train.epochs must be >= 1"),
+        ({"model.arch": "transformer"}, "model.arch must be one of mlp, conv"),
+        ({"model.nope": 1}, "unknown config key(s): model.nope"),
+        ({"nope.key": 1}, "unknown config key 'nope.key'"),
+        ({"train.lr": "fast"}, "train.lr must be a number"),
+        ({"train.epochs": 2.5}, "train.epochs must be an integer"),
+        ({"model.pad32": 1}, "model.pad32 must be true or false"),
+        ({"model.hidden": ["a"]}, "model.hidden must be a list of integers"),
+        ({"train.batch_size": 0}, "train.batch_size must be >= 1"),
+    ])
+    def test_bad_values_name_the_key(self, overrides, message):
+        with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            Config().replace(overrides)
+
+    def test_registries_match_the_config_choices(self):
+        assert set(MODELS) == set(choices(ModelConfig, "arch"))
+        assert set(LIKELIHOODS) == set(choices(ModelConfig, "likelihood"))
+
+    @pytest.mark.parametrize("text, expected", [
+        ("model.latent_dim=32", ("model.latent_dim", 32)),
+        ("train.lr=3e-4", ("train.lr", 3e-4)),
+        ("model.pad32=true", ("model.pad32", True)),
+        ("model.channels=[32, 64]", ("model.channels", [32, 64])),
+        ("model.arch=mlp", ("model.arch", "mlp")),
+    ])
+    def test_parse_override(self, text, expected):
+        assert parse_override(text) == expected
+
+    def test_parse_override_needs_equals(self):
+        with pytest.raises(ConfigError, match="section.key=value"):
+            parse_override("model.latent_dim")
+
+    def test_toml_file(self, tmp_path):
+        path = tmp_path / "c.toml"
+        path.write_text('[model]\narch = "mlp"\nhidden = [400]\nlatent_dim = 20\n')
+        cfg = Config.from_dict(load_toml(path))
+        assert (cfg.model.arch, cfg.model.hidden, cfg.model.latent_dim) == ("mlp", (400,), 20)
+
+    def test_toml_errors(self, tmp_path):
+        bad = tmp_path / "bad.toml"
+        bad.write_text("[model\n")
+        with pytest.raises(ConfigError, match="not valid TOML"):
+            load_toml(bad)
+        with pytest.raises(ConfigError, match="config file not found"):
+            load_toml(tmp_path / "missing.toml")
+
+    def test_presets_are_valid(self):
+        from pathlib import Path
+
+        presets = sorted((Path(__file__).parents[1] / "configs").glob("*.toml"))
+        assert presets, "configs/ holds the shipped presets"
+        for path in presets:
+            load_config(path)  # raises on unknown keys, wrong types or bad values

@@ -1,0 +1,159 @@
+import importlib
+import json
+import math
+import os
+import signal
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import vaelab
+from vaelab.errors import Interrupted, RunError, TrainingDiverged
+from vaelab.rundir import RunLock
+from vaelab.train import train
+
+# `vaelab.train` is the re-exported function; the module is reached by name.
+train_module = importlib.import_module("vaelab.train")
+
+
+def quiet(*_):
+    pass
+
+
+def weights(run, which="last"):
+    return load_file(run / "checkpoints" / which / "model.safetensors")
+
+
+def same_weights(a, b) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def metrics(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+class TestRunDirectory:
+    def test_layout_and_loss_falls(self, trained_run):
+        names = {p.name for p in trained_run.iterdir()}
+        assert {"config.json", "metrics.jsonl", "summary.json", "samples", "tb",
+                "checkpoints"} <= names
+        assert sorted(p.name for p in (trained_run / "samples").iterdir()) == [
+            "epoch_001.png", "epoch_002.png"]
+        assert any((trained_run / "tb").iterdir())
+        records = metrics(trained_run)
+        assert [r["epoch"] for r in records] == [1, 2]
+        assert records[1]["train_loss"] < records[0]["train_loss"]
+        assert records[1]["val_loss"] < records[0]["val_loss"]
+        for r in records:  # loss = recon + kl (beta 1), all in nats per image
+            assert r["val_loss"] == pytest.approx(r["val_recon"] + r["val_kl"], rel=1e-5)
+        summary = json.loads((trained_run / "summary.json").read_text())
+        assert math.isfinite(summary["test_loss"]) and summary["best_epoch"] == 2
+
+    def test_load_api(self, trained_run):
+        model = vaelab.load(trained_run)
+        assert not model.training
+        x = torch.rand(3, 1, 28, 28)
+        mu, logvar = model.encode(x)
+        assert mu.shape == logvar.shape == (3, 4)
+        assert model.sample(5).shape == (5, 1, 28, 28)
+
+    def test_refuses_to_overwrite_a_run(self, trained_run, tiny_config, data_dir):
+        with pytest.raises(RunError, match="already holds a run"):
+            train(tiny_config, out=trained_run, data_dir=data_dir, log=quiet)
+
+    def test_refuses_a_run_in_use(self, tmp_path, tiny_config, data_dir):
+        run = tmp_path / "busy"
+        run.mkdir()
+        with RunLock(run):
+            with pytest.raises(RunError, match="in use by another vaelab train"):
+                train(tiny_config, out=run, data_dir=data_dir, log=quiet)
+        assert not (run / "checkpoints").exists()
+
+
+def interrupt_at(monkeypatch, batch_calls: int):
+    """Send SIGTERM to ourselves while the loop draws its `batch_calls`-th batch."""
+    real = train_module.train_batch
+    count = {"n": 0}
+
+    def wrapped(*args, **kwargs):
+        count["n"] += 1
+        if count["n"] == batch_calls:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_batch", wrapped)
+
+
+class TestResume:
+    # 2,000 images / batch 100 = 20 batches per epoch; 3 epochs; cosine schedule and
+    # warm-up make the result depend on the step count too.
+    @pytest.fixture
+    def cfg(self, tiny_config):
+        return tiny_config.replace({"train.epochs": 3, "train.schedule": "cosine",
+                                    "objective.warmup_epochs": 1.5})
+
+    @pytest.fixture
+    def reference(self, cfg, tmp_path, data_dir):
+        return train(cfg, out=tmp_path / "straight", data_dir=data_dir, log=quiet,
+                     progress_bar=False)
+
+    # The signal lands while batch `batch_calls` is drawn; the loop stops at the next
+    # boundary: the end of epoch 1 (20 batches), or after batch 7 of epoch 3.
+    @pytest.mark.parametrize("batch_calls, where", [(20, "at the end of epoch 1"),
+                                                    (47, "at epoch 3, after batch 7")])
+    def test_interrupted_then_resumed_is_bitwise_equal(self, cfg, reference, tmp_path,
+                                                      data_dir, monkeypatch, batch_calls,
+                                                      where):
+        run = tmp_path / "interrupted"
+        interrupt_at(monkeypatch, batch_calls)
+        with pytest.raises(Interrupted) as e:
+            train(cfg, out=run, data_dir=data_dir, log=quiet, progress_bar=False)
+        assert e.value.exit_code == 128 + signal.SIGTERM
+        assert where in str(e.value) and f"vaelab train --resume {run}" in str(e.value)
+        monkeypatch.undo()
+        train(resume=run, data_dir=data_dir, log=quiet, progress_bar=False)
+        assert same_weights(weights(run), weights(reference))
+        assert same_weights(weights(run, "best"), weights(reference, "best"))
+        ours, theirs = metrics(run), metrics(reference)
+        for key in ("train_loss", "val_loss", "step"):
+            assert [r[key] for r in ours] == [r[key] for r in theirs]
+
+    def test_resume_after_a_finished_epoch(self, cfg, reference, tmp_path, data_dir):
+        # A run trained for 1 epoch, then extended to 3 with --epochs, matches only when
+        # the schedule does not depend on the total; use a constant one here.
+        constant = cfg.replace({"train.schedule": "constant"})
+        straight = train(constant, out=tmp_path / "a", data_dir=data_dir, log=quiet)
+        run = train(constant.replace({"train.epochs": 1}), out=tmp_path / "b",
+                    data_dir=data_dir, log=quiet)
+        train(constant, resume=run, data_dir=data_dir, log=quiet)
+        assert same_weights(weights(run), weights(straight))
+        assert [r["epoch"] for r in metrics(run)] == [1, 2, 3]
+
+    def test_resume_changing_other_settings_is_refused(self, cfg, trained_run):
+        with pytest.raises(vaelab.errors.ConfigError, match="only train.epochs"):
+            train(cfg.replace({"train.lr": 0.1}), resume=trained_run, log=quiet)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
+        tiny_config, tmp_path, data_dir, monkeypatch):
+    cfg = tiny_config.replace({"train.epochs": 3})
+    run = tmp_path / "nan"
+    real = train_module.negative_elbo
+    calls = {"n": 0}
+
+    def poisoned(model, x, *args, **kwargs):
+        calls["n"] += 1
+        out = real(model, x, *args, **kwargs)
+        if model.training and calls["n"] > 25:  # epoch 2 (20 steps per epoch + validation)
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(train_module, "negative_elbo", poisoned)
+    with pytest.raises(TrainingDiverged, match="non-finite .* in epoch 2") as e:
+        train(cfg, out=run, data_dir=data_dir, log=quiet)
+    assert str(run / "checkpoints" / "last") in str(e.value)
+    from vaelab.checkpoint import load_trainer_state
+
+    assert load_trainer_state(run / "checkpoints" / "last")["epoch"] == 1
+    assert all(torch.isfinite(t).all() for t in weights(run).values())
