@@ -50,6 +50,15 @@ class TestRunDirectory:
         summary = json.loads((trained_run / "summary.json").read_text())
         assert math.isfinite(summary["test_loss"]) and summary["best_epoch"] == 2
 
+    def test_without_validation_set_selects_on_training_loss(self, tiny_config, tmp_path,
+                                                             data_dir):
+        run = train(tiny_config.replace({"data.val_size": 0}), out=tmp_path / "noval",
+                    data_dir=data_dir, log=quiet)
+        records = metrics(run)
+        assert all("val_loss" not in r for r in records)
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["best_train_loss"] == min(r["train_loss"] for r in records)
+
     def test_load_api(self, trained_run):
         model = vaelab.load(trained_run)
         assert not model.training
@@ -93,18 +102,16 @@ class TestResume:
         return tiny_config.replace({"train.epochs": 3, "train.schedule": "cosine",
                                     "objective.warmup_epochs": 1.5})
 
-    @pytest.fixture
-    def reference(self, cfg, tmp_path, data_dir):
-        return train(cfg, out=tmp_path / "straight", data_dir=data_dir, log=quiet,
-                     progress_bar=False)
-
     # The signal lands while batch `batch_calls` is drawn; the loop stops at the next
     # boundary: the end of epoch 1 (20 batches), or after batch 7 of epoch 3.
     @pytest.mark.parametrize("batch_calls, where", [(20, "at the end of epoch 1"),
                                                     (47, "at epoch 3, after batch 7")])
-    def test_interrupted_then_resumed_is_bitwise_equal(self, cfg, reference, tmp_path,
-                                                      data_dir, monkeypatch, batch_calls,
-                                                      where):
+    @pytest.mark.parametrize("arch", ["mlp", "conv"])
+    def test_interrupted_then_resumed_is_bitwise_equal(self, cfg, tmp_path, data_dir,
+                                                      monkeypatch, batch_calls, where, arch):
+        cfg = cfg.replace({"model.arch": arch, "model.channels": [4, 8], "model.dense": 16})
+        reference = train(cfg, out=tmp_path / "straight", data_dir=data_dir, log=quiet,
+                          progress_bar=False)
         run = tmp_path / "interrupted"
         interrupt_at(monkeypatch, batch_calls)
         with pytest.raises(Interrupted) as e:
@@ -119,7 +126,7 @@ class TestResume:
         for key in ("train_loss", "val_loss", "step"):
             assert [r[key] for r in ours] == [r[key] for r in theirs]
 
-    def test_resume_after_a_finished_epoch(self, cfg, reference, tmp_path, data_dir):
+    def test_resume_after_a_finished_epoch(self, cfg, tmp_path, data_dir):
         # A run trained for 1 epoch, then extended to 3 with --epochs, matches only when
         # the schedule does not depend on the total; use a constant one here.
         constant = cfg.replace({"train.schedule": "constant"})

@@ -159,7 +159,7 @@ def _download(spec: DatasetSpec, name: str, folder: Path) -> None:
     raise DataError("; ".join(errors))
 
 
-def _locate(spec: DatasetSpec, folder: Path, stem: str) -> Path | None:
+def _locate(folder: Path, stem: str) -> Path | None:
     for candidate in (folder / f"{stem}.gz", folder / stem):
         if candidate.is_file():
             return candidate
@@ -173,7 +173,7 @@ def ensure_files(dataset: str, data_dir: str | Path | None = None, download: boo
     folder = Path(data_dir).expanduser() if data_dir else default_data_dir()
     folder = folder / spec.folder
     stems = [stem for split in splits for stem in SPLIT_FILES[split]]
-    missing = [f"{stem}.gz" for stem in stems if _locate(spec, folder, stem) is None]
+    missing = [f"{stem}.gz" for stem in stems if _locate(folder, stem) is None]
     if not missing:
         return folder
     reason = "downloading is switched off"
@@ -195,7 +195,7 @@ def load_split(dataset: str, split: str, data_dir: str | Path | None = None,
     """Return (images (N, 1, 28, 28) uint8, labels (N,) int64) for "train" or "test"."""
     spec = DATASETS[dataset]
     folder = ensure_files(dataset, data_dir, download, splits=(split,))
-    images_path, labels_path = (_locate(spec, folder, stem) for stem in SPLIT_FILES[split])
+    images_path, labels_path = (_locate(folder, stem) for stem in SPLIT_FILES[split])
     for path in (images_path, labels_path):
         expected = spec.md5.get(path.name)
         if expected and md5sum(path) != expected:
