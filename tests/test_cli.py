@@ -49,6 +49,7 @@ class TestBadInput:
         (["train", "--set", "oops"], "section.key=value"),
         (["train", "--unknown-flag"], "unrecognized arguments"),
         (["train", "--device", "cuda"], None),
+        (["sample", "/no/such/run", "--device", "tpu"], "invalid choice: 'tpu'"),
         (["frobnicate"], "invalid choice"),
         (["sample", "/no/such/run"], "run directory not found: /no/such/run"),
         (["reconstruct", "/no/such/run"], "run directory not found"),
@@ -78,7 +79,8 @@ class TestBadInput:
         monkeypatch.setattr(data.urllib.request, "urlopen", no_network)
         err = assert_one_line_error(
             capsys, ["train", "--data-dir", str(tmp_path / "empty"), "--out",
-                     str(tmp_path / "run")], "train-images-idx3-ubyte.gz", "offline")
+                     str(tmp_path / "run")], "train-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz", "offline")
         assert str(tmp_path / "empty" / "mnist") in err
 
     def test_corrupt_data(self, capsys, tmp_path):

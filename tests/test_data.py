@@ -171,6 +171,28 @@ class TestFiles:
             data.load_split("mnist", "test", root, download=False)
 
 
+@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist", "kmnist"])
+def test_every_dataset_loads_from_its_folder(tmp_path, monkeypatch, images, dataset):
+    """Each dataset reads `<data-dir>/<its folder>/` and keeps its class names."""
+    real = data.DATASETS[dataset]
+    payloads = {
+        "train-images-idx3-ubyte.gz": gzip.compress(idx_bytes(np.tile(images, (3, 1, 1)))),
+        "train-labels-idx1-ubyte.gz": gzip.compress(idx_bytes(np.arange(21) % 10)),
+        "t10k-images-idx3-ubyte.gz": gzip.compress(idx_bytes(images)),
+        "t10k-labels-idx1-ubyte.gz": gzip.compress(idx_bytes(np.arange(7) % 10)),
+    }
+    folder = tmp_path / real.folder
+    folder.mkdir()
+    for name, payload in payloads.items():
+        (folder / name).write_bytes(payload)
+    monkeypatch.setitem(data.DATASETS, dataset, DatasetSpec(
+        folder=real.folder, mirrors=real.mirrors, classes=real.classes,
+        md5={n: hashlib.md5(p).hexdigest() for n, p in payloads.items()}))
+    d = load_dataset(DataConfig(dataset=dataset, val_size=5), tmp_path, download=False)
+    assert (len(d.train), len(d.val), len(d.test)) == (16, 5, 7)
+    assert d.classes == real.classes and len(d.classes) == 10
+
+
 class TestMnist:
     def test_splits(self, data_dir):
         d = load_dataset(DataConfig(), data_dir)

@@ -22,7 +22,9 @@ from .config import (
     load_toml,
     parse_override,
 )
+from .device import pick_device
 from .errors import ConfigError, Interrupted, VaelabError
+from .rundir import CHECKPOINT_NAMES
 
 DEFAULTS = Config()
 
@@ -104,10 +106,11 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
 
 def _add_common(parser: argparse.ArgumentParser, seed: bool = True) -> None:
     parser.add_argument("run", metavar="RUN_DIR", type=Path, help="a run directory of vaelab train")
-    parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
-                        help="which checkpoint to use (default: best)")
+    parser.add_argument("--checkpoint", choices=CHECKPOINT_NAMES, default="best",
+                        help="best (lowest validation loss) or last (default: best)")
     parser.add_argument("--device", default="cpu", choices=choices(TrainConfig, "device"),
-                        help="where to run the model (default: cpu)")
+                        help="where to run the model; auto picks cuda, then mps, then cpu "
+                        "(default: cpu)")
     if seed:
         parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
 
@@ -212,8 +215,9 @@ def cmd_sample(args: argparse.Namespace) -> None:
     _check_positive(grid=args.grid, count=args.count, temperature=args.temperature,
                     scale=args.scale)
     count = args.count or args.grid * args.grid
-    model = load(args.run, args.checkpoint, args.device)
-    generator = torch.Generator(device=args.device).manual_seed(args.seed)
+    device = pick_device(args.device)
+    model = load(args.run, args.checkpoint, device)
+    generator = torch.Generator(device=device).manual_seed(args.seed)
     images = model.sample(count, temperature=args.temperature, generator=generator).cpu()
     if args.format == "grid":
         out = args.out or args.run / "figures" / "samples.png"
@@ -235,14 +239,15 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
     from .viz import grid, pairs, save_png
 
     _check_positive(rows=args.rows, cols=args.cols, scale=args.scale)
-    model, cfg = load_run(args.run, args.checkpoint, args.device)
+    device = pick_device(args.device)
+    model, cfg = load_run(args.run, args.checkpoint, device)
     test = load_test(cfg.data, args.data_dir)
     count = args.rows * args.cols
     if count > len(test):
         raise ConfigError(f"--rows x --cols asks for {count} images; the test set has "
                           f"{len(test)}")
     index = torch.randperm(len(test), generator=torch.Generator().manual_seed(args.seed))
-    x = to_float(test.images[index[:count]]).to(args.device)
+    x = to_float(test.images[index[:count]]).to(device)
     out = args.out or args.run / "figures" / "reconstructions.png"
     save_png(grid(pairs(x, model.reconstruct(x), args.cols).cpu(), ncol=args.cols), out,
              scale=args.scale)

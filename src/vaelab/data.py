@@ -267,6 +267,7 @@ def load_test(cfg: DataConfig, data_dir: str | Path | None = None,
 def load_dataset(cfg: DataConfig, data_dir: str | Path | None = None,
                  device: torch.device | str = "cpu", download: bool = True) -> Datasets:
     """Load the train/val/test splits described by `cfg` onto `device`."""
+    ensure_files(cfg.dataset, data_dir, download)  # one message naming every missing file
     images, labels = load_split(cfg.dataset, "train", data_dir, download)
     test = load_test(cfg, data_dir, device, download)
     if cfg.val_size >= len(images):

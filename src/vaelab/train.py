@@ -33,6 +33,7 @@ from .checkpoint import (
 )
 from .config import Config, TrainConfig
 from .data import Datasets, eval_batches, load_dataset, train_batch
+from .device import pick_device
 from .errors import ConfigError, Interrupted, RunError, TrainingDiverged
 from .models import VAE, build_model
 from .objectives import beta_at, negative_elbo
@@ -42,16 +43,6 @@ LOG_EVERY = 25  # steps between progress-bar updates (each one is a host sync)
 VAL_NOISE_SEED = 1234  # validation draws the same z noise every epoch: comparable numbers
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 TERMS = ("loss", "recon", "kl")
-
-
-def pick_device(name: str) -> torch.device:
-    """"auto" picks cuda, then mps, then cpu; an explicit choice must be available."""
-    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
-    if name == "auto":
-        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
-    if (name == "cuda" and not cuda) or (name == "mps" and not mps):
-        raise ConfigError(f"--device {name} was requested but is not available here")
-    return torch.device(name)
 
 
 def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
