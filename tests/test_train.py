@@ -40,11 +40,17 @@ class TestRunDirectory:
                 "checkpoints"} <= names
         assert sorted(p.name for p in (trained_run / "samples").iterdir()) == [
             "epoch_001.png", "epoch_002.png"]
-        assert any((trained_run / "tb").iterdir())
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        events = EventAccumulator(str(trained_run / "tb"))
+        events.Reload()
+        tb_val = [e.value for e in events.Scalars("loss/val")]
         records = metrics(trained_run)
         assert [r["epoch"] for r in records] == [1, 2]
         assert records[1]["train_loss"] < records[0]["train_loss"]
         assert records[1]["val_loss"] < records[0]["val_loss"]
+        assert tb_val == pytest.approx([r["val_loss"] for r in records])
+        assert len(events.Scalars("speed/epoch_seconds")) == 2
         for r in records:  # loss = recon + kl (beta 1), all in nats per image
             assert r["val_loss"] == pytest.approx(r["val_recon"] + r["val_kl"], rel=1e-5)
         summary = json.loads((trained_run / "summary.json").read_text())

@@ -338,6 +338,7 @@ def _write_epoch(run: Path, model: VAE, sample_z: torch.Tensor, side: int,
             split, term = key.split("_", 1)
             writer.add_scalar(f"{term}/{split}", value, epoch)
     writer.add_scalar("speed/images_per_second", record["images_per_second"], epoch)
+    writer.add_scalar("speed/epoch_seconds", record["epoch_seconds"], epoch)
     model.eval()
     with torch.no_grad():
         pixels = grid(model.decoder.images(sample_z), ncol=side)
