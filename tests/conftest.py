@@ -45,3 +45,14 @@ def trained_run(tmp_path_factory, data_dir) -> Path:
     train(Config().replace(TINY), out=run, data_dir=data_dir, progress_bar=False,
           log=lambda *_: None)
     return run
+
+
+@pytest.fixture(scope="session")
+def trained_run_2d(tmp_path_factory, data_dir) -> Path:
+    """A tiny trained run with a 2-D latent space (the manifold needs one)."""
+    from vaelab.train import train
+
+    run = tmp_path_factory.mktemp("runs") / "tiny2d"
+    train(Config().replace({**TINY, "model.latent_dim": 2}), out=run, data_dir=data_dir,
+          progress_bar=False, log=lambda *_: None)
+    return run

@@ -115,7 +115,8 @@ class TestBadInput:
 
 
 def test_help_states_every_default():
-    from vaelab.cli import TRAIN_FLAGS, build_parser
+    from vaelab.cli import build_parser
+    from vaelab.cli.training import TRAIN_FLAGS
 
     parser = build_parser()
     train_parser = parser._subparsers._group_actions[0].choices["train"]

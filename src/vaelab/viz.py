@@ -34,7 +34,7 @@ def save_png(array: np.ndarray, path: str | Path, scale: int = 1) -> Path:
         image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path)
+    image.save(path, optimize=True)
     return path
 
 
@@ -47,3 +47,17 @@ def pairs(originals: torch.Tensor, reconstructions: torch.Tensor, ncol: int) -> 
     o = originals[:n].reshape(-1, ncol, *originals.shape[1:])
     r = reconstructions[:n].reshape(-1, ncol, *originals.shape[1:])
     return torch.stack([o, r], dim=1).reshape(-1, *originals.shape[1:])
+
+
+def save_gif(frames: torch.Tensor, path: str | Path, scale: int = 4,
+             frame_ms: int = 80) -> Path:
+    """An animated GIF that plays the frames (T, 1, H, W) forward, then back, and loops."""
+    pixels = (frames[:, 0].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    images = [Image.fromarray(p, mode="L").resize((p.shape[1] * scale, p.shape[0] * scale),
+                                                  Image.NEAREST) for p in pixels]
+    there_and_back = images + images[-2:0:-1]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    there_and_back[0].save(path, save_all=True, append_images=there_and_back[1:],
+                           duration=frame_ms, loop=0)
+    return path

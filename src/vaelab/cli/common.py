@@ -1,0 +1,45 @@
+"""Pieces shared by the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..config import TrainConfig, choices
+from ..errors import ConfigError
+from ..rundir import CHECKPOINT_NAMES
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (and exit status 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def add_run_args(parser: argparse.ArgumentParser, seed: bool = True,
+                 data: bool = False) -> None:
+    """RUN_DIR, --checkpoint, --device, and optionally --seed and --data-dir."""
+    parser.add_argument("run", metavar="RUN_DIR", type=Path,
+                        help="a run directory of vaelab train")
+    parser.add_argument("--checkpoint", choices=CHECKPOINT_NAMES, default="best",
+                        help="best (lowest validation loss) or last (default: best)")
+    parser.add_argument("--device", default="cpu", choices=choices(TrainConfig, "device"),
+                        help="where to run the model; auto picks cuda, then mps, then cpu "
+                        "(default: cpu)")
+    if seed:
+        parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    if data:
+        parser.add_argument("--data-dir", type=Path, help="folder holding <dataset>/ IDX "
+                            "files (default: $VAELAB_DATA_DIR, else the user cache directory)")
+
+
+def check_positive(**values: float | None) -> None:
+    for name, value in values.items():
+        if value is not None and value <= 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {value}")
+
+
+def figure_path(args: argparse.Namespace, name: str) -> Path:
+    """--out, else RUN_DIR/figures/<name>."""
+    return args.out or args.run / "figures" / name

@@ -1,0 +1,140 @@
+"""Latent-space figures and the HTML report: `latent`, `manifold`, `interpolate`,
+`traverse`, `curves`, `report`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import add_run_args, check_positive, figure_path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("latent", help="scatter of the test set's latent means by class")
+    add_run_args(p, data=True)
+    p.add_argument("--method", choices=("pca", "tsne", "umap"), default="pca",
+                   help="projection for latents of more than 2 dimensions (default: pca; "
+                   "umap needs umap-learn)")
+    p.add_argument("--points", type=int, default=10_000,
+                   help="test images to plot (default: 10000, all)")
+    p.add_argument("--out", type=Path, help="output PNG (default: RUN_DIR/figures/latent.png)")
+    p.set_defaults(func=cmd_latent)
+
+    p = sub.add_parser("manifold", help="decode a grid over two latent dimensions")
+    add_run_args(p, seed=False)
+    p.add_argument("--n", type=int, default=20, help="grid side (default: 20)")
+    p.add_argument("--dims", type=int, nargs=2, default=[0, 1], metavar=("X", "Y"),
+                   help="the two latent dimensions to vary; others stay 0 (default: 0 1)")
+    p.add_argument("--out", type=Path,
+                   help="output PNG (default: RUN_DIR/figures/manifold.png)")
+    p.set_defaults(func=cmd_manifold)
+
+    p = sub.add_parser("interpolate", help="decode the path between two test images or "
+                       "two class means")
+    add_run_args(p, seed=False, data=True)
+    p.add_argument("--from", dest="start", type=int, metavar="I",
+                   help="index of the first test image (default: 0)")
+    p.add_argument("--to", dest="end", type=int, metavar="J",
+                   help="index of the last test image (default: 1)")
+    p.add_argument("--from-class", type=int, help="start at this class's mean code")
+    p.add_argument("--to-class", type=int, help="end at this class's mean code")
+    p.add_argument("--mode", choices=("linear", "slerp"), default="slerp",
+                   help="straight line or great circle (default: slerp)")
+    p.add_argument("--steps", type=int, default=10, help="images on the path (default: 10)")
+    p.add_argument("--gif", action="store_true",
+                   help="also write an animated GIF that goes there and back")
+    p.add_argument("--out", type=Path,
+                   help="output PNG (default: RUN_DIR/figures/interpolation.png; the GIF "
+                   "beside it)")
+    p.set_defaults(func=cmd_interpolate)
+
+    p = sub.add_parser("traverse", help="vary one latent dimension at a time")
+    add_run_args(p, seed=False, data=True)
+    p.add_argument("--index", type=int, default=0,
+                   help="test image whose code is the base (default: 0)")
+    p.add_argument("--top", type=int, default=10,
+                   help="show the K dimensions with the most KL (default: 10)")
+    p.add_argument("--steps", type=int, default=9, help="values per row (default: 9)")
+    p.add_argument("--limit", type=float, default=3.0,
+                   help="vary each dimension from -limit to +limit (default: 3)")
+    p.add_argument("--out", type=Path,
+                   help="output PNG (default: RUN_DIR/figures/traversal.png)")
+    p.set_defaults(func=cmd_traverse)
+
+    p = sub.add_parser("curves", help="training curves from metrics.jsonl (several runs "
+                       "overlaid)")
+    p.add_argument("runs", metavar="RUN_DIR", type=Path, nargs="+", help="run directories")
+    p.add_argument("--out", type=Path,
+                   help="output PNG (default: FIRST_RUN_DIR/figures/curves.png)")
+    p.set_defaults(func=cmd_curves)
+
+    p = sub.add_parser("report", help="one self-contained HTML page for a run")
+    add_run_args(p, data=True)
+    p.add_argument("--out", type=Path, help="output HTML (default: RUN_DIR/report.html)")
+    p.set_defaults(func=cmd_report)
+
+
+def _model_and_test(args: argparse.Namespace):
+    from ..data import DATASETS, load_test
+    from ..device import pick_device
+    from ..rundir import load_run
+
+    model, cfg = load_run(args.run, args.checkpoint, pick_device(args.device))
+    return model, cfg, load_test(cfg.data, args.data_dir), DATASETS[cfg.data.dataset].classes
+
+
+def cmd_latent(args: argparse.Namespace) -> None:
+    from ..figures import latent_plot
+
+    check_positive(points=args.points)
+    model, cfg, test, classes = _model_and_test(args)
+    out = latent_plot(model, cfg, test, classes, figure_path(args, "latent.png"),
+                      args.method, args.points, args.seed)
+    print(f"wrote {out}")
+
+
+def cmd_manifold(args: argparse.Namespace) -> None:
+    from ..device import pick_device
+    from ..figures import manifold_plot
+    from ..rundir import load
+
+    check_positive(n=args.n)
+    model = load(args.run, args.checkpoint, pick_device(args.device))
+    print(f"wrote {manifold_plot(model, figure_path(args, 'manifold.png'), args.n, args.dims)}")
+
+
+def cmd_interpolate(args: argparse.Namespace) -> None:
+    from ..figures import interpolation_plot
+
+    model, _, test, _ = _model_and_test(args)
+    out = figure_path(args, "interpolation.png")
+    gif = out.with_suffix(".gif") if args.gif else None
+    interpolation_plot(model, test, out, args.start, args.end, args.from_class,
+                       args.to_class, args.mode, args.steps, gif)
+    print(f"wrote {out}" + (f" and {gif}" if gif else ""))
+
+
+def cmd_traverse(args: argparse.Namespace) -> None:
+    from ..figures import traversal_plot
+
+    check_positive(top=args.top, steps=args.steps, limit=args.limit)
+    model, _, test, _ = _model_and_test(args)
+    out = traversal_plot(model, test, figure_path(args, "traversal.png"), args.index,
+                         args.top, args.steps, args.limit)
+    print(f"wrote {out}")
+
+
+def cmd_curves(args: argparse.Namespace) -> None:
+    from ..figures import curves_plot
+
+    out = args.out or args.runs[0] / "figures" / "curves.png"
+    print(f"wrote {curves_plot(args.runs, out)}")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from ..report import write_report
+
+    model, cfg, test, classes = _model_and_test(args)
+    out = write_report(args.run, model, cfg, test, classes, args.out, args.checkpoint,
+                       args.seed)
+    print(f"wrote {out}")

@@ -1,0 +1,146 @@
+"""`vaelab train` and `vaelab download`."""
+
+from __future__ import annotations
+
+import argparse
+import typing
+from pathlib import Path
+from typing import Any
+
+from ..config import (
+    Config,
+    DataConfig,
+    ModelConfig,
+    ObjectiveConfig,
+    TrainConfig,
+    choices,
+    load_toml,
+    parse_override,
+)
+from ..errors import ConfigError
+
+DEFAULTS = Config()
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like 32,64, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one integer")
+    return values
+
+
+# (flag, dotted config key, section class, help). Types and choices come from the config.
+TRAIN_FLAGS: list[tuple[str, str, type, str]] = [
+    ("--dataset", "data.dataset", DataConfig, "image collection"),
+    ("--data", "data.mode", DataConfig,
+     "binarized: fresh Bernoulli draw per pixel each epoch (the NLL protocol); grayscale"),
+    ("--val-size", "data.val_size", DataConfig,
+     "training images held out for validation / best-checkpoint selection"),
+    ("--limit", "data.limit", DataConfig, "train on only the first N training images (0: all)"),
+    ("--model", "model.arch", ModelConfig, "network family"),
+    ("--latent-dim", "model.latent_dim", ModelConfig, "latent dimensions (1-256)"),
+    ("--hidden", "model.hidden", ModelConfig, "MLP hidden widths, e.g. 512,256"),
+    ("--channels", "model.channels", ModelConfig, "conv channels per stride-2 layer"),
+    ("--dense", "model.dense", ModelConfig, "conv dense layer before the latent (0: none)"),
+    ("--likelihood", "model.likelihood", ModelConfig,
+     "p(x|z): bernoulli (BCE), gaussian (MSE, fixed std), gaussian-learned"),
+    ("--gaussian-std", "model.gaussian_std", ModelConfig, "std of the Gaussian likelihood"),
+    ("--pad32", "model.pad32", ModelConfig, "zero-pad images to 32x32 inside the model"),
+    ("--beta", "objective.beta", ObjectiveConfig, "weight of the KL term"),
+    ("--warmup-epochs", "objective.warmup_epochs", ObjectiveConfig,
+     "epochs over which beta rises linearly from 0"),
+    ("--free-bits", "objective.free_bits", ObjectiveConfig,
+     "nats per latent dimension not penalised"),
+    ("--epochs", "train.epochs", TrainConfig, "passes over the training images"),
+    ("--batch-size", "train.batch_size", TrainConfig, "images per step"),
+    ("--lr", "train.lr", TrainConfig, "learning rate"),
+    ("--optimizer", "train.optimizer", TrainConfig, "optimizer"),
+    ("--weight-decay", "train.weight_decay", TrainConfig, "weight decay"),
+    ("--schedule", "train.schedule", TrainConfig, "learning-rate schedule"),
+    ("--seed", "train.seed", TrainConfig, "random seed (weights, data order, noise)"),
+    ("--device", "train.device", TrainConfig, "auto picks cuda, then mps, then cpu"),
+    ("--threads", "train.threads", TrainConfig, "CPU threads (0: torch's default)"),
+    ("--sample-grid", "train.sample_grid", TrainConfig, "side of the per-epoch sample grid"),
+]
+
+
+def _default(key: str) -> Any:
+    section, name = key.split(".")
+    value = getattr(getattr(DEFAULTS, section), name)
+    return ",".join(map(str, value)) if isinstance(value, tuple) else value
+
+
+def _add_train_flags(parser: argparse.ArgumentParser) -> None:
+    for flag, key, section, text in TRAIN_FLAGS:
+        name = key.split(".")[1]
+        kind = typing.get_type_hints(section)[name]
+        kwargs: dict[str, Any] = {"dest": key, "default": None,
+                                  "help": f"{text} (default: {_default(key)})"}
+        if typing.get_origin(kind) is typing.Literal:
+            kwargs["choices"] = typing.get_args(kind)
+        elif kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(kind) is tuple:
+            kwargs["type"], kwargs["metavar"] = _int_list, "N,N"
+        else:
+            kwargs["type"], kwargs["metavar"] = kind, name.upper()
+        parser.add_argument(flag, **kwargs)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a VAE; writes a run directory",
+                       description="Train a VAE. Settings come from the defaults, then "
+                       "--config FILE, then flags, then --set overrides.")
+    p.add_argument("--config", type=Path, help="TOML config file (see configs/)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override any config value, e.g. --set model.hidden=[512,256]")
+    p.add_argument("--out", type=Path, help="run directory to create "
+                   "(default: runs/<dataset>-<model>-<date>-<time>)")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                   help="continue an interrupted run (only --epochs may change)")
+    p.add_argument("--data-dir", type=Path, help="folder holding <dataset>/ IDX files "
+                   "(default: $VAELAB_DATA_DIR, else the user cache directory)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_train_flags(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("download", help="fetch a dataset's IDX files for offline use")
+    p.add_argument("--dataset", choices=choices(DataConfig, "dataset"), default="mnist",
+                   help="dataset (default: mnist)")
+    p.add_argument("--data-dir", type=Path, help="target folder "
+                   "(default: $VAELAB_DATA_DIR, else the user cache directory)")
+    p.set_defaults(func=cmd_download)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from ..train import train
+
+    overrides = {key: getattr(args, key) for _, key, _, _ in TRAIN_FLAGS
+                 if getattr(args, key) is not None}
+    if args.resume is not None:
+        if args.out is not None or args.config or args.set or set(overrides) - {"train.epochs"}:
+            raise ConfigError("--resume takes its settings from the run's config.json; "
+                              "only --epochs (and --data-dir, --no-progress) may be given")
+        from ..checkpoint import read_config
+        from ..rundir import require_run
+
+        cfg = read_config(require_run(args.resume)).replace(overrides)
+        train(cfg, resume=args.resume, data_dir=args.data_dir,
+              progress_bar=not args.no_progress)
+        return
+    # Defaults < --config file < flags < --set.
+    cfg = Config.from_dict(load_toml(args.config) if args.config else {})
+    overrides.update(parse_override(text) for text in args.set)
+    train(cfg.replace(overrides), out=args.out, data_dir=args.data_dir,
+          progress_bar=not args.no_progress)
+
+
+def cmd_download(args: argparse.Namespace) -> None:
+    from ..data import SPLIT_FILES, ensure_files
+
+    folder = ensure_files(args.dataset, args.data_dir, download=True,
+                          splits=tuple(SPLIT_FILES))
+    print(f"{args.dataset} files are in {folder}")

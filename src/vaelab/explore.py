@@ -1,0 +1,87 @@
+"""Latent-space computations behind the figures: batched encoding, Gaussian-quantile grids,
+interpolation paths and traversals. Plotting lives in `plots.py`."""
+
+from __future__ import annotations
+
+import torch
+
+from .data import Split, eval_batches
+from .errors import ConfigError
+from .likelihoods import kl_standard_normal
+from .models import VAE
+
+ENCODE_BATCH = 1000
+
+
+@torch.no_grad()
+def encode_split(model: VAE, split: Split,
+                 batch_size: int = ENCODE_BATCH) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior means and log-variances of a whole split, (N, D) each, in batched passes."""
+    device = next(model.parameters()).device
+    mus, logvars = [], []
+    for x, _ in eval_batches(split, batch_size):
+        mu, logvar = model.encode(x.to(device))
+        mus.append(mu.cpu())
+        logvars.append(logvar.cpu())
+    return torch.cat(mus), torch.cat(logvars)
+
+
+def kl_per_dimension(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Mean KL of each latent dimension over the data, (N, D) -> (D,) nats."""
+    return kl_standard_normal(mu, logvar).mean(0)
+
+
+def gaussian_quantiles(n: int) -> torch.Tensor:
+    """n values of z at the centres of n equal-probability bins of N(0, 1):
+    Phi^-1((i + 0.5) / n), i = 0..n-1 (the spacing of Kingma & Welling 2014, Fig. 4)."""
+    p = (torch.arange(n, dtype=torch.float64) + 0.5) / n
+    return torch.distributions.Normal(0.0, 1.0).icdf(p).float()
+
+
+def manifold_latents(n: int, latent_dim: int, dims: tuple[int, int]) -> torch.Tensor:
+    """(n*n, D) latents on a grid over two dimensions, the others held at 0.
+
+    Row-major, top row first: the vertical dimension decreases down the rows, so the
+    picture reads like a plot with z increasing upwards and to the right.
+    """
+    x_dim, y_dim = dims
+    values = gaussian_quantiles(n)
+    z = torch.zeros(n, n, latent_dim)
+    z[:, :, x_dim] = values[None, :]
+    z[:, :, y_dim] = values.flip(0)[:, None]
+    return z.reshape(n * n, latent_dim)
+
+
+def interpolate(a: torch.Tensor, b: torch.Tensor, steps: int, mode: str) -> torch.Tensor:
+    """(D,), (D,) -> (steps, D), from a to b inclusive.
+
+    slerp follows the great circle between the two codes (Shoemake 1985; White 2016,
+    "Sampling Generative Networks"), keeping norms typical of the Gaussian prior.
+    """
+    t = torch.linspace(0, 1, steps)[:, None]  # (steps, 1)
+    if mode == "linear":
+        return (1 - t) * a + t * b
+    if mode != "slerp":
+        raise ConfigError(f"interpolation mode must be linear or slerp, got {mode!r}")
+    cos = torch.dot(a, b) / (a.norm() * b.norm()).clamp(min=1e-12)
+    omega = torch.arccos(cos.clamp(-1, 1))
+    if omega.abs() < 1e-6:  # (anti)parallel codes: the great circle is undefined
+        return (1 - t) * a + t * b
+    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+
+
+def traversal_latents(base: torch.Tensor, dims: list[int], values: torch.Tensor) -> torch.Tensor:
+    """(D,) base code -> (len(dims) * len(values), D): row r sets dimension dims[r] to each
+    value in turn, keeping the base image's code elsewhere."""
+    z = base.repeat(len(dims), len(values), 1)  # (R, V, D)
+    for row, dim in enumerate(dims):
+        z[row, :, dim] = values
+    return z.reshape(-1, base.numel())
+
+
+def class_means(mu: torch.Tensor, labels: torch.Tensor, label: int) -> torch.Tensor:
+    """The mean posterior code of one class, (N, D) -> (D,)."""
+    chosen = mu[labels.cpu() == label]
+    if not len(chosen):
+        raise ConfigError(f"class {label} does not occur in the test set")
+    return chosen.mean(0)

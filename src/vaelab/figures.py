@@ -1,0 +1,157 @@
+"""The figures of a trained run, each one function from (model, data, options) to a file.
+Both the CLI commands and the HTML report call these."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import explore, plots
+from .config import Config
+from .data import Split, to_float
+from .errors import ConfigError, RunError
+from .models import VAE
+from .viz import grid, pairs, save_gif, save_png
+
+PROJECTIONS = ("pca", "tsne", "umap")
+
+
+def project(mu: np.ndarray, method: str, seed: int) -> tuple[np.ndarray, tuple[str, str]]:
+    """(N, D) codes -> (N, 2) points and axis names; 2-D codes are returned as they are."""
+    if mu.shape[1] == 1:
+        return np.stack([mu[:, 0], np.zeros(len(mu))], 1), ("z[0]", "(1-D latent)")
+    if mu.shape[1] == 2:
+        return mu, ("z[0]", "z[1]")
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=2, random_state=seed).fit(mu)
+        share = pca.explained_variance_ratio_ * 100
+        return pca.transform(mu), (f"PC 1 ({share[0]:.0f}% of variance)",
+                                   f"PC 2 ({share[1]:.0f}% of variance)")
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        return TSNE(n_components=2, init="pca", random_state=seed).fit_transform(mu), (
+            "t-SNE 1", "t-SNE 2")
+    if method == "umap":
+        try:
+            import umap
+        except ImportError:
+            raise ConfigError("--method umap needs the umap-learn package "
+                              "(pip install umap-learn); pca and tsne work without it"
+                              ) from None
+        return umap.UMAP(random_state=seed).fit_transform(mu), ("UMAP 1", "UMAP 2")
+    raise ConfigError(f"--method must be one of {', '.join(PROJECTIONS)}, got {method!r}")
+
+
+def latent_plot(model: VAE, cfg: Config, test: Split, classes, out: Path, method: str = "pca",
+                points: int = 10_000, seed: int = 0) -> Path:
+    """The test set's posterior means, coloured by class."""
+    index = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))[:points]
+    subset = Split(test.images[index], test.labels[index])
+    mu, _ = explore.encode_split(model, subset)
+    xy, axes = project(mu.numpy(), method, seed)
+    how = "" if model.latent_dim <= 2 else f", {method.upper()} of {model.latent_dim}-D codes"
+    return plots.latent_scatter(xy, subset.labels.cpu().numpy(), classes, out,
+                                f"Latent means of {len(subset):,} {cfg.data.dataset} test "
+                                f"images{how}", axes)
+
+
+def manifold_plot(model: VAE, out: Path, n: int = 20, dims: tuple[int, int] = (0, 1)) -> Path:
+    """Decode an n x n grid of Gaussian quantiles over two latent dimensions."""
+    if model.latent_dim < 2:
+        raise ConfigError("the manifold needs at least 2 latent dimensions")
+    if len(set(dims)) != 2 or not all(0 <= d < model.latent_dim for d in dims):
+        raise ConfigError(f"--dims must be two different dimensions in 0..{model.latent_dim - 1}"
+                          f", got {list(dims)}")
+    z = explore.manifold_latents(n, model.latent_dim, dims)
+    with torch.no_grad():
+        images = model.decoder.images(z.to(next(model.parameters()).device)).cpu()
+    others = "" if model.latent_dim == 2 else ", other dimensions at 0"
+    return plots.manifold(images, explore.gaussian_quantiles(n), dims, out,
+                          f"Decoded latent grid over z[{dims[0]}], z[{dims[1]}]{others}")
+
+
+def interpolation_plot(model: VAE, test: Split, out: Path, start: int | None = None,
+                       end: int | None = None, from_class: int | None = None,
+                       to_class: int | None = None, mode: str = "slerp", steps: int = 10,
+                       gif: Path | None = None) -> Path:
+    """Decode the path between two test images' codes, or between two class means."""
+    device = next(model.parameters()).device
+    if from_class is not None or to_class is not None:
+        if from_class is None or to_class is None:
+            raise ConfigError("give both --from-class and --to-class")
+        mu, _ = explore.encode_split(model, test)
+        a, b = (explore.class_means(mu, test.labels, c) for c in (from_class, to_class))
+        first, last = f"class {from_class} mean", f"class {to_class} mean"
+    else:
+        start, end = (0 if start is None else start), (1 if end is None else end)
+        for i in (start, end):
+            if not 0 <= i < len(test):
+                raise ConfigError(f"test image index {i} is outside 0..{len(test) - 1}")
+        with torch.no_grad():
+            mu, _ = model.encode(to_float(test.images[[start, end]]).to(device))
+        a, b = mu.cpu()
+        first, last = f"test #{start}", f"test #{end}"
+    if steps < 2:
+        raise ConfigError(f"--steps must be at least 2, got {steps}")
+    z = explore.interpolate(a, b, steps, mode)
+    with torch.no_grad():
+        images = model.decoder.images(z.to(device)).cpu()
+    if gif is not None:
+        save_gif(images, gif)
+    return plots.strip(images, out, f"{mode} interpolation, {steps} steps", first, last)
+
+
+def traversal_plot(model: VAE, test: Split, out: Path, index: int = 0, top: int = 10,
+                   steps: int = 9, limit: float = 3.0) -> Path:
+    """Vary each of the `top` dimensions with the most KL from -limit to +limit around the
+    code of one test image."""
+    if not 0 <= index < len(test):
+        raise ConfigError(f"test image index {index} is outside 0..{len(test) - 1}")
+    mu, logvar = explore.encode_split(model, test)
+    kl = explore.kl_per_dimension(mu, logvar)  # (D,)
+    dims = kl.argsort(descending=True)[:top].tolist()
+    values = torch.linspace(-limit, limit, steps)
+    z = explore.traversal_latents(mu[index], dims, values)
+    with torch.no_grad():
+        images = model.decoder.images(z.to(next(model.parameters()).device)).cpu()
+    labels = [f"z[{d}]  KL {kl[d]:.2f} nats" for d in dims]
+    shown = "all" if len(dims) == model.latent_dim else f"the {len(dims)} most active of"
+    return plots.traversal(images, labels, values, out,
+                           f"Traversal of {shown} {model.latent_dim} dimensions "
+                           f"around test #{index}")
+
+
+def read_metrics(run: Path) -> list[dict]:
+    path = Path(run) / "metrics.jsonl"
+    try:
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except FileNotFoundError:
+        raise RunError(f"{run} has no metrics.jsonl (not a vaelab run directory?)") from None
+    except json.JSONDecodeError as e:
+        raise RunError(f"{path}: unreadable ({e})") from None
+    if not records:
+        raise RunError(f"{path} is empty: the run has not finished an epoch yet")
+    return records
+
+
+def curves_plot(runs: list[Path], out: Path) -> Path:
+    return plots.curves([(Path(run).name, read_metrics(run)) for run in runs], out)
+
+
+def reconstruction_image(model: VAE, test: Split, out: Path, rows: int = 5, cols: int = 10,
+                         seed: int = 0, scale: int = 2) -> Path:
+    """Random test images (odd rows) above their reconstructions (even rows)."""
+    count = rows * cols
+    if count > len(test):
+        raise ConfigError(f"--rows x --cols asks for {count} images; the test set has "
+                          f"{len(test)}")
+    index = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))
+    x = to_float(test.images[index[:count]]).to(next(model.parameters()).device)
+    return save_png(grid(pairs(x, model.reconstruct(x), cols).cpu(), ncol=cols), out,
+                    scale=scale)

@@ -1,0 +1,194 @@
+"""Latent-space figures and the HTML report, on small trained runs."""
+
+import shutil
+from statistics import NormalDist
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import vaelab
+from vaelab import explore, plots
+from vaelab.cli import main
+from vaelab.data import load_test, to_float
+from vaelab.rundir import load_run
+
+
+def run_main(*argv) -> None:
+    assert main([str(a) for a in argv]) == 0
+
+
+def image(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("L"), dtype=np.float32)
+
+
+def assert_not_blank(path, threshold=15.0):
+    assert image(path).std() > threshold, f"{path} looks blank"
+
+
+class TestComputations:
+    def test_manifold_coordinates_are_gaussian_quantiles(self):
+        n = 7
+        expected = [NormalDist().inv_cdf((i + 0.5) / n) for i in range(n)]
+        np.testing.assert_allclose(explore.gaussian_quantiles(n), expected, rtol=1e-5)
+        z = explore.manifold_latents(n, 3, dims=(2, 0)).reshape(n, n, 3)
+        np.testing.assert_allclose(z[0, :, 2], expected, rtol=1e-5)  # x along each row
+        np.testing.assert_allclose(z[:, 0, 0], expected[::-1], rtol=1e-5)  # y falls downwards
+        assert torch.all(z[..., 1] == 0)  # the third dimension is held at 0
+
+    @pytest.mark.parametrize("mode", ["linear", "slerp"])
+    def test_interpolation_paths(self, mode):
+        a, b = torch.tensor([1.0, 2.0, -1.0]), torch.tensor([-2.0, 0.5, 3.0])
+        path = explore.interpolate(a, b, 6, mode)
+        assert path.shape == (6, 3)
+        torch.testing.assert_close(path[0], a)
+        torch.testing.assert_close(path[-1], b)
+        if mode == "slerp":  # equal norms: a great circle, at a constant angular rate
+            a, b = torch.tensor([3.0, 0.0, 4.0]), torch.tensor([0.0, 5.0, 0.0])
+            path = explore.interpolate(a, b, 6, mode)
+            cos = torch.nn.functional.cosine_similarity(path[:-1], path[1:])
+            torch.testing.assert_close(cos, cos[:1].expand_as(cos))
+            torch.testing.assert_close(path.norm(dim=1), torch.full((6,), 5.0))
+
+    def test_traversal_varies_one_dimension_per_row(self):
+        base = torch.tensor([0.5, -1.0, 2.0])
+        values = torch.tensor([-3.0, 0.0, 3.0])
+        z = explore.traversal_latents(base, [2, 0], values).reshape(2, 3, 3)
+        assert torch.equal(z[0, :, 2], values) and torch.all(z[0, :, :2] == base[:2])
+        assert torch.equal(z[1, :, 0], values) and torch.all(z[1, :, 1:] == base[1:])
+
+
+class TestCommands:
+    def test_latent_scatter(self, trained_run, trained_run_2d, tmp_path, data_dir):
+        for run, extra in ((trained_run, ["--method", "pca"]), (trained_run_2d, [])):
+            out = tmp_path / f"{run.name}.png"
+            run_main("latent", run, "--out", out, "--data-dir", data_dir, *extra)
+            assert Image.open(out).size == (950, 750)
+            assert_not_blank(out, threshold=10)
+        # t-SNE on a subset; equal seeds give identical files
+        a, b = tmp_path / "a.png", tmp_path / "b.png"
+        for out in (a, b):
+            run_main("latent", trained_run, "--method", "tsne", "--points", "300",
+                     "--seed", "3", "--out", out, "--data-dir", data_dir)
+        assert a.read_bytes() == b.read_bytes()
+
+    def test_umap_without_the_package_is_one_clear_line(self, trained_run, data_dir, capsys,
+                                                        monkeypatch):
+        import builtins
+
+        real_import = builtins.__import__
+
+        def no_umap(name, *args, **kwargs):
+            if name == "umap":
+                raise ImportError("No module named 'umap'")
+            return real_import(name, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "__import__", no_umap)
+        assert main(["latent", str(trained_run), "--method", "umap",
+                     "--data-dir", str(data_dir)]) == 2
+        assert "pip install umap-learn" in capsys.readouterr().err
+
+    def test_manifold(self, trained_run_2d, trained_run, tmp_path):
+        out = tmp_path / "m.png"
+        run_main("manifold", trained_run_2d, "--n", "5", "--out", out)
+        tile = 28 * plots.tile_scale(5)
+        assert Image.open(out).size == (plots.LEFT["manifold"] + 5 * tile + plots.RIGHT,
+                                        plots.TOP + 5 * tile + plots.BOTTOM)
+        assert_not_blank(out)
+        run_main("manifold", trained_run, "--n", "20", "--dims", "1", "3", "--out", out)
+        tile = 28 * plots.tile_scale(20)
+        assert Image.open(out).size[0] == plots.LEFT["manifold"] + 20 * tile + plots.RIGHT
+
+    def test_manifold_bad_dims(self, trained_run, capsys):
+        assert main(["manifold", str(trained_run), "--dims", "0", "9"]) == 2
+        assert "--dims must be two different dimensions in 0..3" in capsys.readouterr().err
+
+    def test_interpolation_endpoints_are_the_reconstructions(self, trained_run, data_dir):
+        model, cfg = load_run(trained_run)
+        test = load_test(cfg.data, data_dir)
+        x = to_float(test.images[[5, 9]])
+        mu, _ = model.encode(x)
+        for mode in ("linear", "slerp"):
+            with torch.no_grad():
+                ends = model.decoder.images(explore.interpolate(mu[0], mu[1], 8, mode)[[0, -1]])
+            torch.testing.assert_close(ends, model.reconstruct(x), atol=1e-5, rtol=1e-4)
+
+    def test_interpolate_command_with_gif(self, trained_run, tmp_path, data_dir):
+        out = tmp_path / "i.png"
+        run_main("interpolate", trained_run, "--from", "5", "--to", "9", "--steps", "8",
+                 "--gif", "--out", out, "--data-dir", data_dir)
+        assert_not_blank(out)
+        gif = Image.open(tmp_path / "i.gif")
+        assert gif.n_frames == 2 * 8 - 2  # there and back, ends not repeated
+        assert gif.size == (28 * 4, 28 * 4)
+        run_main("interpolate", trained_run, "--from-class", "3", "--to-class", "8",
+                 "--mode", "linear", "--out", out, "--data-dir", data_dir)
+        assert_not_blank(out)
+
+    def test_traverse(self, trained_run, tmp_path, data_dir):
+        out = tmp_path / "t.png"
+        run_main("traverse", trained_run, "--steps", "7", "--out", out,
+                 "--data-dir", data_dir)
+        rows = 4  # the tiny run has 4 latent dimensions; --top 10 shows them all
+        tile = 28 * plots.tile_scale(7, rows)
+        assert Image.open(out).size == (plots.LEFT["traversal"] + 7 * tile + plots.RIGHT,
+                                        plots.TOP + rows * tile + plots.BOTTOM)
+        assert_not_blank(out)
+
+    def test_curves_overlay_runs(self, trained_run, trained_run_2d, tmp_path):
+        out = tmp_path / "c.png"
+        run_main("curves", trained_run, trained_run_2d, "--out", out)
+        assert Image.open(out).size == (1500, 460)
+        assert_not_blank(out, threshold=5)
+
+
+@pytest.fixture(scope="module")
+def report(trained_run_2d, tmp_path_factory, data_dir):
+    run = tmp_path_factory.mktemp("report") / "run"
+    shutil.copytree(trained_run_2d, run)
+    run_main("report", run, "--data-dir", data_dir)
+    return run / "report.html"
+
+
+class TestReport:
+    def test_self_contained(self, report):
+        text = report.read_text()
+        assert text.count("<img") == text.count('src="data:image/')
+        assert "http://" not in text and "https://" not in text
+        for section in ("Training curves", "Metrics per epoch", "Sample progression",
+                        "Reconstructions", "Latent space", "decoded grid of Gaussian "
+                        "quantiles", "Interpolation", "Latent traversal", "Configuration",
+                        "Summary"):
+            assert section in text
+        made = {p.name for p in (report.parent / "figures").iterdir()}
+        assert {"curves.png", "latent.png", "manifold.png", "interpolation.png",
+                "interpolation.gif", "traversal.png", "reconstructions.png"} <= made
+
+    def test_every_image_loads_in_headless_chromium(self, report):
+        chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+        if chromium is None:
+            pytest.skip("no Chromium here (Debian package 'chromium'; .ci/run installs it)")
+        sync_api = pytest.importorskip("playwright.sync_api",
+                                       reason="playwright is a dev dependency")
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page()
+            requested = []
+            page.on("request", lambda request: requested.append(request.url))
+            page.goto(report.as_uri(), wait_until="load")
+            images = page.evaluate(
+                "Array.from(document.images, i => [i.complete, i.naturalWidth])")
+            browser.close()
+        assert len(images) >= 10
+        assert all(complete and width > 0 for complete, width in images)
+        # Nothing but the page itself (and inline data) was requested.
+        assert [u for u in requested if not u.startswith("data:")] == [report.as_uri()]
+
+
+def test_api_load_then_figures(trained_run_2d, tmp_path):
+    """The figure functions work from the Python API too."""
+    from vaelab.figures import manifold_plot
+
+    out = manifold_plot(vaelab.load(trained_run_2d), tmp_path / "m.png", n=4)
+    assert_not_blank(out)
