@@ -73,6 +73,34 @@ class TestCommands:
                      "--seed", "3", "--out", out, "--data-dir", data_dir)
         assert a.read_bytes() == b.read_bytes()
 
+    def test_every_class_keeps_its_colour(self, trained_run, tmp_path, data_dir):
+        """The compact palette must not shift a class colour, however few pixels it has."""
+        import matplotlib.pyplot as plt
+
+        out = tmp_path / "l.png"
+        run_main("latent", trained_run, "--points", "200", "--out", out, "--data-dir",
+                 data_dir)
+        pixels = {tuple(p) for p in np.asarray(Image.open(out).convert("RGB")).reshape(-1, 3)}
+        for colour in plt.get_cmap("tab10").colors:  # as the legend draws it, over white
+            blended = np.array(colour) * plots.SCATTER_ALPHA + (1 - plots.SCATTER_ALPHA)
+            assert tuple((blended * 255).round().astype(np.uint8)) in pixels
+
+    def test_one_dimensional_latents_get_a_row_per_class(self, trained_run, tmp_path,
+                                                         data_dir, monkeypatch):
+        from vaelab import figures
+
+        captured = {}
+        monkeypatch.setattr(figures.plots, "latent_scatter",
+                            lambda xy, labels, *a, **k: captured.update(xy=xy, labels=labels,
+                                                                        **k))
+        model, cfg = load_run(trained_run)
+        model.latent_dim = 1
+        model.encoder.forward = lambda x: (torch.ones(len(x), 1), torch.zeros(len(x), 1))
+        figures.latent_plot(model, cfg, load_test(cfg.data, data_dir), "0123456789",
+                            tmp_path / "x.png", points=500)
+        assert captured["class_rows"] is True
+        assert np.all(np.abs(captured["xy"][:, 1] - captured["labels"]) <= 0.3)
+
     def test_umap_without_the_package_is_one_clear_line(self, trained_run, data_dir, capsys,
                                                         monkeypatch):
         import builtins
@@ -161,6 +189,8 @@ class TestReport:
                         "quantiles", "Interpolation", "Latent traversal", "Configuration",
                         "Summary"):
             assert section in text
+        assert "<td>0.001</td>" in text  # config values as written (train.lr), not rounded
+        assert "<td>128</td>" in text and "<td>binarized</td>" in text
         made = {p.name for p in (report.parent / "figures").iterdir()}
         assert {"curves.png", "latent.png", "manifold.png", "interpolation.png",
                 "interpolation.gif", "traversal.png", "reconstructions.png"} <= made

@@ -20,9 +20,7 @@ PROJECTIONS = ("pca", "tsne", "umap")
 
 
 def project(mu: np.ndarray, method: str, seed: int) -> tuple[np.ndarray, tuple[str, str]]:
-    """(N, D) codes -> (N, 2) points and axis names; 2-D codes are returned as they are."""
-    if mu.shape[1] == 1:
-        return np.stack([mu[:, 0], np.zeros(len(mu))], 1), ("z[0]", "(1-D latent)")
+    """(N, D >= 2) codes -> (N, 2) points and axis names; 2-D codes are returned as they are."""
     if mu.shape[1] == 2:
         return mu, ("z[0]", "z[1]")
     if method == "pca":
@@ -54,11 +52,16 @@ def latent_plot(model: VAE, cfg: Config, test: Split, classes, out: Path, method
     index = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))[:points]
     subset = Split(test.images[index], test.labels[index])
     mu, _ = explore.encode_split(model, subset)
-    xy, axes = project(mu.numpy(), method, seed)
+    labels = subset.labels.cpu().numpy()
+    if model.latent_dim == 1:  # one row per class, jittered so the points do not overlap
+        jitter = np.random.default_rng(seed).uniform(-0.3, 0.3, len(labels))
+        xy, axes = np.stack([mu[:, 0].numpy(), labels + jitter], 1), ("z[0]", "class")
+    else:
+        xy, axes = project(mu.numpy(), method, seed)
     how = "" if model.latent_dim <= 2 else f", {method.upper()} of {model.latent_dim}-D codes"
-    return plots.latent_scatter(xy, subset.labels.cpu().numpy(), classes, out,
-                                f"Latent means of {len(subset):,} {cfg.data.dataset} test "
-                                f"images{how}", axes)
+    return plots.latent_scatter(xy, labels, classes, out, f"Latent means of {len(subset):,} "
+                                f"{cfg.data.dataset} test images{how}", axes,
+                                class_rows=model.latent_dim == 1)
 
 
 def manifold_plot(model: VAE, out: Path, n: int = 20, dims: tuple[int, int] = (0, 1)) -> Path:

@@ -25,7 +25,7 @@ from .viz import grid  # noqa: E402
 DPI = 100
 RIGHT, TOP, BOTTOM = 30, 60, 80  # margins in pixels around an image of digits
 LEFT = {"manifold": 90, "traversal": 230, "strip": 40}  # room for each figure's row labels
-PALETTE = 64  # colours kept in chart PNGs
+SCATTER_ALPHA = 0.6
 MAX_SIDE = 840  # digit grids are enlarged by an integer factor up to about this many pixels
 STYLE = {"font.size": 11, "axes.titlesize": 13, "axes.labelsize": 11, "legend.fontsize": 10,
          "axes.spines.top": False, "axes.spines.right": False, "figure.facecolor": "white",
@@ -67,9 +67,26 @@ def save(fig, path: str | Path, gray: bool = False) -> Path:
     if gray:
         image = rgba.convert("L")
     else:
-        image = rgba.convert("RGB").quantize(colors=PALETTE, method=Image.Quantize.MEDIANCUT)
+        image = rgba.convert("RGB").quantize(palette=_chart_palette(),
+                                             dither=Image.Dither.NONE)
     image.save(path, optimize=True)
     return path
+
+
+def _chart_palette() -> Image.Image:
+    """A fixed 56-colour palette: the tab10 class colours, alone and blended over white as
+    1 to 3 overlapping scatter points draw them, plus 16 greys for text and grid. Fixed, so
+    every class keeps its exact colour however few pixels it covers."""
+    tab10 = np.array(plt.get_cmap("tab10").colors)  # (10, 3) in [0, 1]
+    colours = []
+    for layers in (1, 2, 3, None):  # None: opaque lines and legend markers
+        alpha = 1.0 if layers is None else 1 - (1 - SCATTER_ALPHA) ** layers
+        colours += list(alpha * tab10 + (1 - alpha))
+    colours += [np.full(3, g) for g in np.linspace(0, 1, 16)]
+    flat = (np.array(colours) * 255).round().astype(np.uint8).ravel().tolist()
+    palette = Image.new("P", (1, 1))
+    palette.putpalette(flat + flat[-3:] * (256 - len(colours)))
+    return palette
 
 
 def _centres(count: int, tile: int) -> np.ndarray:
@@ -119,17 +136,21 @@ def strip(images: torch.Tensor, path: str | Path, title: str,
 
 
 def latent_scatter(points: np.ndarray, labels: np.ndarray, classes: Sequence[str],
-                   path: str | Path, title: str, axis_names: tuple[str, str]) -> Path:
-    """(N, 2) points coloured by class, with a legend naming the classes."""
+                   path: str | Path, title: str, axis_names: tuple[str, str],
+                   class_rows: bool = False) -> Path:
+    """(N, 2) points coloured by class, with a legend naming the classes. `class_rows`
+    labels the vertical axis with the class names (for 1-D latents drawn one row a class)."""
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(9.5, 7.5), dpi=DPI, layout="constrained")
         cmap = plt.get_cmap("tab10")
         for k, name in enumerate(classes):
             chosen = labels == k
-            ax.scatter(points[chosen, 0], points[chosen, 1], s=3, alpha=0.6,
+            ax.scatter(points[chosen, 0], points[chosen, 1], s=3, alpha=SCATTER_ALPHA,
                        color=cmap(k % 10), label=name, rasterized=True)
         ax.set_xlabel(axis_names[0])
         ax.set_ylabel(axis_names[1])
+        if class_rows:
+            ax.set_yticks(range(len(classes)), classes)
         ax.set_title(title)
         ax.legend(title="class", markerscale=4, loc="center left", bbox_to_anchor=(1.01, 0.5),
                   frameon=False)

@@ -27,6 +27,7 @@ th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f4f4f4; } td.key, th.key { text-align: left; }
 figure { margin: 1em 0; } figcaption { color: #555; font-size: 0.9em; }
 img { max-width: 100%; } img.digits { image-rendering: pixelated; }
+img.animation { width: 224px; }
 .progression { display: flex; flex-wrap: wrap; gap: 0.8em; }
 .progression figure { margin: 0; width: 190px; } .progression img { width: 190px; }
 .muted { color: #666; }
@@ -39,14 +40,16 @@ def data_uri(path: Path) -> str:
 
 
 def _image(path: Path, caption: str, digits: bool = True) -> str:
-    css = ' class="digits"' if digits else ""
+    classes = (["digits"] if digits else []) + (["animation"] if path.suffix == ".gif" else [])
+    css = f' class="{" ".join(classes)}"' if classes else ""
     return (f'<figure><img{css} src="{data_uri(path)}" alt="{html.escape(caption)}">'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
+def _table(header: list[str], rows: list[list[Any]], decimals: bool = True) -> str:
+    """An HTML table; floats get two decimals (nats, seconds) unless `decimals` is False."""
     def cell(value: Any, tag: str, first: bool) -> str:
-        text = f"{value:.2f}" if isinstance(value, float) else str(value)
+        text = f"{value:.2f}" if decimals and isinstance(value, float) else str(value)
         css = ' class="key"' if first else ""
         return f"<{tag}{css}>{html.escape(text)}</{tag}>"
 
@@ -57,10 +60,10 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def _config_table(cfg: Config) -> str:
-    rows = [[f"{section}.{key}", ", ".join(map(str, value)) if isinstance(value, list)
-             else value] for section, values in cfg.to_dict().items()
-            for key, value in values.items()]
-    return _table(["setting", "value"], rows)
+    rows = [[f"{section}.{key}", ", ".join(map(str, value))
+             if isinstance(value, (list, tuple)) else value]
+            for section, values in cfg.to_dict().items() for key, value in values.items()]
+    return _table(["setting", "value"], rows, decimals=False)
 
 
 def _metrics_table(records: list[dict]) -> str:
