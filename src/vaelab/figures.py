@@ -49,7 +49,7 @@ def project(mu: np.ndarray, method: str, seed: int) -> tuple[np.ndarray, tuple[s
 def latent_plot(model: VAE, cfg: Config, test: Split, classes, out: Path, method: str = "pca",
                 points: int = 10_000, seed: int = 0) -> Path:
     """The test set's posterior means, coloured by class."""
-    index = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))[:points]
+    index = _random_indices(len(test), points, seed)
     subset = Split(test.images[index], test.labels[index])
     mu, _ = explore.encode_split(model, subset)
     labels = subset.labels.cpu().numpy()
@@ -82,8 +82,9 @@ def manifold_plot(model: VAE, out: Path, n: int = 20, dims: tuple[int, int] = (0
 def interpolation_plot(model: VAE, test: Split, out: Path, start: int | None = None,
                        end: int | None = None, from_class: int | None = None,
                        to_class: int | None = None, mode: str = "slerp", steps: int = 10,
-                       gif: Path | None = None) -> Path:
-    """Decode the path between two test images' codes, or between two class means."""
+                       gif: Path | None = None, seed: int = 0) -> Path:
+    """Decode the path between two test images' codes (drawn with `seed` when not given),
+    or between two class means."""
     device = next(model.parameters()).device
     if from_class is not None or to_class is not None:
         if from_class is None or to_class is None:
@@ -92,7 +93,8 @@ def interpolation_plot(model: VAE, test: Split, out: Path, start: int | None = N
         a, b = (explore.class_means(mu, test.labels, c) for c in (from_class, to_class))
         first, last = f"class {from_class} mean", f"class {to_class} mean"
     else:
-        start, end = (0 if start is None else start), (1 if end is None else end)
+        drawn = _random_indices(len(test), 2, seed)
+        start, end = (drawn[0] if start is None else start), (drawn[1] if end is None else end)
         for i in (start, end):
             if not 0 <= i < len(test):
                 raise ConfigError(f"test image index {i} is outside 0..{len(test) - 1}")
@@ -110,10 +112,12 @@ def interpolation_plot(model: VAE, test: Split, out: Path, start: int | None = N
     return plots.strip(images, out, f"{mode} interpolation, {steps} steps", first, last)
 
 
-def traversal_plot(model: VAE, test: Split, out: Path, index: int = 0, top: int = 10,
-                   steps: int = 9, limit: float = 3.0) -> Path:
+def traversal_plot(model: VAE, test: Split, out: Path, index: int | None = None,
+                   top: int = 10, steps: int = 9, limit: float = 3.0, seed: int = 0) -> Path:
     """Vary each of the `top` dimensions with the most KL from -limit to +limit around the
-    code of one test image."""
+    code of one test image (drawn with `seed` when `index` is None)."""
+    if index is None:
+        index = _random_indices(len(test), 1, seed)[0]
     if not 0 <= index < len(test):
         raise ConfigError(f"test image index {index} is outside 0..{len(test) - 1}")
     mu, logvar = explore.encode_split(model, test)
@@ -128,6 +132,10 @@ def traversal_plot(model: VAE, test: Split, out: Path, index: int = 0, top: int 
     return plots.traversal(images, labels, values, out,
                            f"Traversal of {shown} {model.latent_dim} dimensions "
                            f"around test #{index}")
+
+
+def _random_indices(n: int, count: int, seed: int) -> list[int]:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:count].tolist()
 
 
 def read_metrics(run: Path) -> list[dict]:
@@ -154,7 +162,7 @@ def reconstruction_image(model: VAE, test: Split, out: Path, rows: int = 5, cols
     if count > len(test):
         raise ConfigError(f"--rows x --cols asks for {count} images; the test set has "
                           f"{len(test)}")
-    index = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))
-    x = to_float(test.images[index[:count]]).to(next(model.parameters()).device)
+    index = _random_indices(len(test), count, seed)
+    x = to_float(test.images[index]).to(next(model.parameters()).device)
     return save_png(grid(pairs(x, model.reconstruct(x), cols).cpu(), ncol=cols), out,
                     scale=scale)

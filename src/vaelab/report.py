@@ -96,8 +96,8 @@ def ensure_figures(run: Path, model: VAE, cfg: Config, test: Split, classes,
         "reconstructions": lambda p: figures.reconstruction_image(model, test, p, seed=seed),
         "latent": lambda p: figures.latent_plot(model, cfg, test, classes, p, seed=seed),
         "interpolation": lambda p: figures.interpolation_plot(
-            model, test, p, 0, 1, gif=p.with_suffix(".gif")),
-        "traversal": lambda p: figures.traversal_plot(model, test, p),
+            model, test, p, gif=p.with_suffix(".gif"), seed=seed),
+        "traversal": lambda p: figures.traversal_plot(model, test, p, seed=seed),
     }
     if model.latent_dim == 2:
         wanted["manifold"] = lambda p: figures.manifold_plot(model, p)

@@ -17,8 +17,8 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def add_run_args(parser: argparse.ArgumentParser, seed: bool = True,
-                 data: bool = False) -> None:
+def add_run_args(parser: argparse.ArgumentParser, seed: bool = True, data: bool = False,
+                 seed_help: str = "random seed (default: 0)") -> None:
     """RUN_DIR, --checkpoint, --device, and optionally --seed and --data-dir."""
     parser.add_argument("run", metavar="RUN_DIR", type=Path,
                         help="a run directory of vaelab train")
@@ -28,7 +28,7 @@ def add_run_args(parser: argparse.ArgumentParser, seed: bool = True,
                         help="where to run the model; auto picks cuda, then mps, then cpu "
                         "(default: cpu)")
     if seed:
-        parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+        parser.add_argument("--seed", type=int, default=0, help=seed_help)
     if data:
         parser.add_argument("--data-dir", type=Path, help="folder holding <dataset>/ IDX "
                             "files (default: $VAELAB_DATA_DIR, else the user cache directory)")

@@ -21,7 +21,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_latent)
 
     p = sub.add_parser("manifold", help="decode a grid over two latent dimensions")
-    add_run_args(p, seed=False)
+    add_run_args(p, seed_help="accepted for uniformity; the manifold uses no randomness")
     p.add_argument("--n", type=int, default=20, help="grid side (default: 20)")
     p.add_argument("--dims", type=int, nargs=2, default=[0, 1], metavar=("X", "Y"),
                    help="the two latent dimensions to vary; others stay 0 (default: 0 1)")
@@ -31,11 +31,12 @@ def register(sub) -> None:
 
     p = sub.add_parser("interpolate", help="decode the path between two test images or "
                        "two class means")
-    add_run_args(p, seed=False, data=True)
+    add_run_args(p, data=True, seed_help="picks the two test images when --from/--to are "
+                 "not given (default: 0)")
     p.add_argument("--from", dest="start", type=int, metavar="I",
-                   help="index of the first test image (default: 0)")
+                   help="index of the first test image (default: drawn with --seed)")
     p.add_argument("--to", dest="end", type=int, metavar="J",
-                   help="index of the last test image (default: 1)")
+                   help="index of the last test image (default: drawn with --seed)")
     p.add_argument("--from-class", type=int, help="start at this class's mean code")
     p.add_argument("--to-class", type=int, help="end at this class's mean code")
     p.add_argument("--mode", choices=("linear", "slerp"), default="slerp",
@@ -49,9 +50,10 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_interpolate)
 
     p = sub.add_parser("traverse", help="vary one latent dimension at a time")
-    add_run_args(p, seed=False, data=True)
-    p.add_argument("--index", type=int, default=0,
-                   help="test image whose code is the base (default: 0)")
+    add_run_args(p, data=True, seed_help="picks the base test image when --index is not "
+                 "given (default: 0)")
+    p.add_argument("--index", type=int,
+                   help="test image whose code is the base (default: drawn with --seed)")
     p.add_argument("--top", type=int, default=10,
                    help="show the K dimensions with the most KL (default: 10)")
     p.add_argument("--steps", type=int, default=9, help="values per row (default: 9)")
@@ -110,7 +112,7 @@ def cmd_interpolate(args: argparse.Namespace) -> None:
     out = figure_path(args, "interpolation.png")
     gif = out.with_suffix(".gif") if args.gif else None
     interpolation_plot(model, test, out, args.start, args.end, args.from_class,
-                       args.to_class, args.mode, args.steps, gif)
+                       args.to_class, args.mode, args.steps, gif, args.seed)
     print(f"wrote {out}" + (f" and {gif}" if gif else ""))
 
 
@@ -120,7 +122,7 @@ def cmd_traverse(args: argparse.Namespace) -> None:
     check_positive(top=args.top, steps=args.steps, limit=args.limit)
     model, _, test, _ = _model_and_test(args)
     out = traversal_plot(model, test, figure_path(args, "traversal.png"), args.index,
-                         args.top, args.steps, args.limit)
+                         args.top, args.steps, args.limit, args.seed)
     print(f"wrote {out}")
 
 
