@@ -71,9 +71,7 @@ def manifold_plot(model: VAE, out: Path, n: int = 20, dims: tuple[int, int] = (0
     if len(set(dims)) != 2 or not all(0 <= d < model.latent_dim for d in dims):
         raise ConfigError(f"--dims must be two different dimensions in 0..{model.latent_dim - 1}"
                           f", got {list(dims)}")
-    z = explore.manifold_latents(n, model.latent_dim, dims)
-    with torch.no_grad():
-        images = model.decoder.images(z.to(next(model.parameters()).device)).cpu()
+    images = _decode(model, explore.manifold_latents(n, model.latent_dim, dims))
     others = "" if model.latent_dim == 2 else ", other dimensions at 0"
     return plots.manifold(images, explore.gaussian_quantiles(n), dims, out,
                           f"Decoded latent grid over z[{dims[0]}], z[{dims[1]}]{others}")
@@ -104,9 +102,7 @@ def interpolation_plot(model: VAE, test: Split, out: Path, start: int | None = N
         first, last = f"test #{start}", f"test #{end}"
     if steps < 2:
         raise ConfigError(f"--steps must be at least 2, got {steps}")
-    z = explore.interpolate(a, b, steps, mode)
-    with torch.no_grad():
-        images = model.decoder.images(z.to(device)).cpu()
+    images = _decode(model, explore.interpolate(a, b, steps, mode))
     if gif is not None:
         save_gif(images, gif)
     return plots.strip(images, out, f"{mode} interpolation, {steps} steps", first, last)
@@ -124,14 +120,18 @@ def traversal_plot(model: VAE, test: Split, out: Path, index: int | None = None,
     kl = explore.kl_per_dimension(mu, logvar)  # (D,)
     dims = kl.argsort(descending=True)[:top].tolist()
     values = torch.linspace(-limit, limit, steps)
-    z = explore.traversal_latents(mu[index], dims, values)
-    with torch.no_grad():
-        images = model.decoder.images(z.to(next(model.parameters()).device)).cpu()
+    images = _decode(model, explore.traversal_latents(mu[index], dims, values))
     labels = [f"z[{d}]  KL {kl[d]:.2f} nats" for d in dims]
     shown = "all" if len(dims) == model.latent_dim else f"the {len(dims)} most active of"
     return plots.traversal(images, labels, values, out,
                            f"Traversal of {shown} {model.latent_dim} dimensions "
                            f"around test #{index}")
+
+
+@torch.no_grad()
+def _decode(model: VAE, z: torch.Tensor) -> torch.Tensor:
+    """(N, D) latents on any device -> (N, 1, 28, 28) mean images in [0, 1] on the CPU."""
+    return model.decoder.images(z.to(next(model.parameters()).device)).cpu()
 
 
 def _random_indices(n: int, count: int, seed: int) -> list[int]:
