@@ -1,0 +1,71 @@
+"""`vaelab evaluate`, `vaelab compare`, `vaelab classifier train`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..config import DataConfig, choices
+from .common import add_run_args, check_positive
+
+
+def register(sub) -> None:
+    p = sub.add_parser("evaluate", help="test-set NLL, ELBO, FID and latent quality; "
+                       "writes RUN_DIR/eval.json")
+    add_run_args(p, data=True, seed_help="seed of the importance samples and of the "
+                 "FID samples (default: 0)")
+    p.add_argument("--k", type=int, default=1000,
+                   help="importance samples per image (default: 1000; 5000 is the paper "
+                   "protocol)")
+    p.add_argument("--no-fid", action="store_true",
+                   help="skip FID and the classifier score (they need the classifier)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("compare", help="one Markdown table of several runs' evaluations")
+    p.add_argument("runs", metavar="RUN_DIR", type=Path, nargs="+", help="evaluated runs")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("classifier", help="the feature classifier behind FID")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION",
+                               parser_class=type(p))
+    t = actions.add_parser("train", help="train (or retrain) and cache the classifier")
+    t.add_argument("--dataset", choices=choices(DataConfig, "dataset"), default="mnist",
+                   help="dataset (default: mnist)")
+    t.add_argument("--epochs", type=int, default=None,
+                   help="training epochs (default: 5)")
+    t.add_argument("--data-dir", type=Path, help="folder holding <dataset>/ IDX files")
+    t.set_defaults(func=cmd_classifier_train)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from ..data import load_dataset
+    from ..device import pick_device
+    from ..evaluate import evaluate, format_table, write
+    from ..rundir import load_run
+
+    check_positive(k=args.k)
+    device = pick_device(args.device)
+    model, cfg = load_run(args.run, args.checkpoint, device)
+    data = load_dataset(cfg.data, args.data_dir, device)
+    results = {"checkpoint": args.checkpoint, "seed": args.seed,
+               **evaluate(model, cfg, data, args.k, args.seed, fid=not args.no_fid,
+                          data_dir=args.data_dir)}
+    path = write(args.run, results)
+    print(format_table(results))
+    print(f"wrote {path}")
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from ..evaluate import compare
+
+    print(compare(args.runs))
+
+
+def cmd_classifier_train(args: argparse.Namespace) -> None:
+    from ..classifier import EPOCHS, save_classifier, train_classifier
+
+    epochs = args.epochs or EPOCHS
+    check_positive(epochs=epochs)
+    model, accuracy = train_classifier(args.dataset, args.data_dir, epochs)
+    folder = save_classifier(model, args.dataset, accuracy, epochs)
+    print(f"test accuracy {accuracy:.4f}; saved to {folder}")

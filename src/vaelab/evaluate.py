@@ -1,0 +1,174 @@
+"""`vaelab evaluate`: test-set numbers to paper standard, written to RUN_DIR/eval.json.
+
+- ELBO terms (nats per image) and bits per dimension, with the data protocol stated;
+- importance-sampled NLL (IWAE bound, Burda et al. 2016) with its standard error;
+- FID, classifier score and class histogram in the feature space of vaelab's MNIST
+  classifier (see `classifier.py`; not comparable with Inception-FID numbers);
+- latent quality: active units, linear-probe and k-NN accuracy from the latent means.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoint import write_json
+from .classifier import features_and_probs, load_classifier
+from .config import Config
+from .data import PIXELS, Datasets, Split, eval_batches, load_split, to_float
+from .errors import RunError
+from .explore import encode_split
+from .fid import classifier_score, frechet_distance
+from .iwae import iwae_bound
+from .models import VAE
+from .train import evaluate_loss
+
+EVAL = "eval.json"
+FID_SAMPLES = 10_000
+BATCH = 1000
+FID_NOTE = ("FID and classifier score use vaelab's own MNIST-family classifier (128-D "
+            "features), between model mean images and grayscale test images: comparable "
+            "between vaelab runs, not with Inception-FID numbers from papers")
+ACTIVE_THRESHOLD = 0.01  # Burda et al. (2016), sec. 5.2: Cov_x(E_q[u]) > 0.01
+PROBE_TRAIN = 10_000  # training images whose latent means fit the probes
+
+
+def protocol(cfg: Config) -> str:
+    if cfg.data.mode == "binarized":
+        return (f"{cfg.data.dataset}, dynamically binarized training, test set binarized "
+                f"once (fixed seed), {cfg.model.likelihood} likelihood: comparable with "
+                f"published NLLs")
+    return (f"{cfg.data.dataset} grayscale in [0, 1], {cfg.model.likelihood} likelihood: "
+            f"NOT comparable with published NLLs on binarized MNIST")
+
+
+def nll(model: VAE, split, k: int, seed: int, batch_size: int = 100) -> dict[str, float]:
+    """Mean -L_K over the split and its standard error over images, in nats."""
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    values = []
+    started = time.perf_counter()
+    for x, _ in eval_batches(split, batch_size):
+        values.append(-iwae_bound(model, x.to(device), k, generator).cpu())
+    per_image = torch.cat(values)  # (N,) float64
+    return {"nll": per_image.mean().item(),
+            "nll_stderr": (per_image.std() / math.sqrt(len(per_image))).item(),
+            "nll_k": k, "nll_seconds": round(time.perf_counter() - started, 1)}
+
+
+def latent_quality(model: VAE, data: Datasets, seed: int) -> dict[str, float]:
+    """Active units and how well the latent means predict the labels."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    test_mu, _ = encode_split(model, data.test)
+    active = int((test_mu.var(0) > ACTIVE_THRESHOLD).sum())
+    generator = torch.Generator().manual_seed(seed)
+    index = torch.randperm(len(data.train), generator=generator)[:PROBE_TRAIN]
+    train = Split(data.train.images[index], data.train.labels[index])
+    train_mu, _ = encode_split(model, train)
+    x_train, y_train = train_mu.numpy(), train.labels.cpu().numpy()
+    x_test, y_test = test_mu.numpy(), data.test.labels.cpu().numpy()
+    linear = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    knn = KNeighborsClassifier(n_neighbors=5)
+    return {"active_units": active, "latent_dim": model.latent_dim,
+            "linear_probe_accuracy": float(linear.fit(x_train, y_train).score(x_test, y_test)),
+            "knn_accuracy": float(knn.fit(x_train, y_train).score(x_test, y_test))}
+
+
+@torch.no_grad()
+def sample_quality(model: VAE, cfg: Config, data_dir, seed: int, n: int = FID_SAMPLES,
+                   log=print) -> dict[str, Any]:
+    """FID of n samples against the grayscale test images, the train-vs-test floor, the
+    classifier score and the samples' class histogram, all with vaelab's classifier."""
+    classifier, info = load_classifier(cfg.data.dataset, data_dir, log=log)
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    samples = torch.cat([model.sample(min(BATCH, n - i), generator=generator).cpu()
+                         for i in range(0, n, BATCH)])  # mean images (N, 1, 28, 28)
+    test, _ = load_split(cfg.data.dataset, "test", data_dir)
+    train, _ = load_split(cfg.data.dataset, "train", data_dir)
+    floor_index = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+    f_samples, p_samples = features_and_probs(classifier, samples)
+    f_test, p_test = features_and_probs(classifier, to_float(test))
+    f_train, _ = features_and_probs(classifier, to_float(train[floor_index[:len(test)]]))
+    counts = torch.bincount(p_samples.argmax(1), minlength=p_samples.shape[1])
+    return {"fid": frechet_distance(f_samples, f_test),
+            "fid_train_vs_test": frechet_distance(f_train, f_test),
+            "classifier_score": classifier_score(p_samples),
+            "classifier_score_test": classifier_score(p_test),
+            "fid_samples": n, "classifier_test_accuracy": info["test_accuracy"],
+            "sample_class_histogram": counts.tolist(),
+            "fid_note": FID_NOTE}
+
+
+def evaluate(model: VAE, cfg: Config, data: Datasets, k: int = 1000, seed: int = 0,
+             fid: bool = True, data_dir=None, log=print) -> dict[str, Any]:
+    """All the numbers; see the module docstring."""
+    results: dict[str, Any] = {"protocol": protocol(cfg)}
+    elbo = evaluate_loss(model, data.test, beta=1.0)
+    results.update({"test_neg_elbo": elbo["loss"], "test_recon": elbo["recon"],
+                    "test_kl": elbo["kl"],
+                    "test_bits_per_dim": elbo["loss"] / (PIXELS * math.log(2))})
+    log(f"negative ELBO {elbo['loss']:.2f} nats; importance sampling with K={k} ...")
+    results.update(nll(model, data.test, k, seed))
+    results["nll_bits_per_dim"] = results["nll"] / (PIXELS * math.log(2))
+    results.update(latent_quality(model, data, seed))
+    if fid:
+        log("sample quality: FID and classifier score ...")
+        results.update(sample_quality(model, cfg, data_dir, seed, log=log))
+    return results
+
+
+def write(run: Path, results: dict[str, Any]) -> Path:
+    path = Path(run) / EVAL
+    write_json(path, results)
+    return path
+
+
+COMPARE_COLUMNS = [  # (eval.json key, column title, format)
+    ("test_neg_elbo", "test -ELBO", "{:.2f}"), ("nll", "NLL", "{:.2f}"),
+    ("nll_k", "K", "{}"), ("fid", "FID", "{:.2f}"), ("classifier_score", "class. score",
+                                                    "{:.2f}"),
+    ("active_units", "active units", "{}"), ("linear_probe_accuracy", "linear probe",
+                                             "{:.3f}"),
+    ("knn_accuracy", "k-NN", "{:.3f}")]
+
+
+def compare(runs: list[Path]) -> str:
+    """One Markdown table of the evaluations of several runs (nats per image)."""
+    import json
+
+    header = ["run", "data", *[title for _, title, _ in COMPARE_COLUMNS]]
+    rows = []
+    for run in runs:
+        path = Path(run) / EVAL
+        try:
+            results = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise RunError(f"{run} has no {EVAL}: run vaelab evaluate {run} first") from None
+        except (OSError, json.JSONDecodeError) as e:
+            raise RunError(f"{path}: unreadable ({e})") from None
+        data = "binarized" if "binarized" in results.get("protocol", "") else "grayscale"
+        rows.append([Path(run).name, data, *[fmt.format(results[key]) if key in results
+                                             else "-" for key, _, fmt in COMPARE_COLUMNS]])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """A plain two-column table for the terminal."""
+    width = max(map(len, results))
+    lines = []
+    for key, value in results.items():
+        text = f"{value:.4f}" if isinstance(value, float) and abs(value) < 1 else (
+            f"{value:.2f}" if isinstance(value, float) else str(value))
+        lines.append(f"{key:<{width}}  {text}")
+    return "\n".join(lines)
