@@ -207,9 +207,13 @@ def test_evaluate_and_compare(trained_run, trained_run_2d, data_dir, tmp_path, m
                               quick_classifier, capsys):
     monkeypatch.setenv("VAELAB_CACHE_DIR", str(tmp_path / "cache"))
     save_classifier(quick_classifier[0], "mnist", quick_classifier[1], epochs=1)
-    for run in (trained_run, trained_run_2d):
-        assert main(["evaluate", str(run), "--k", "20", "--data-dir", str(data_dir)]) == 0
+    assert main(["evaluate", str(trained_run), "--k", "20", "--data-dir", str(data_dir)]) == 0
+    assert main(["evaluate", str(trained_run_2d), "--k", "20", "--images", "50",
+                 "--precision", "bf16", "--data-dir", str(data_dir)]) == 0
+    subset = json.loads((trained_run_2d / "eval.json").read_text())
+    assert (subset["nll_images"], subset["nll_precision"]) == (50, "bf16")
     results = json.loads((trained_run / "eval.json").read_text())
+    assert (results["nll_images"], results["nll_precision"]) == (10_000, "fp32")
     assert results["nll"] <= results["test_neg_elbo"] + 0.5
     assert results["nll_k"] == 20 and results["nll_stderr"] > 0
     assert "comparable with published NLLs" in results["protocol"]
@@ -220,6 +224,11 @@ def test_evaluate_and_compare(trained_run, trained_run_2d, data_dir, tmp_path, m
     assert main(["compare", str(trained_run), str(trained_run_2d)]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].startswith("| run | data | test -ELBO | NLL |") and len(table) == 4
+    assert table[2].split("|")[2].strip() == "binarized"
+    from vaelab.evaluate import data_mode
+
+    assert data_mode({"protocol": "mnist grayscale in [0, 1] ... NOT comparable with "
+                                  "published NLLs on binarized MNIST"}) == "grayscale"
     assert main(["compare", str(tmp_path)]) == 2
     assert "run vaelab evaluate" in capsys.readouterr().err
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -46,18 +47,21 @@ def protocol(cfg: Config) -> str:
             f"NOT comparable with published NLLs on binarized MNIST")
 
 
-def nll(model: VAE, split, k: int, seed: int, batch_size: int = 100) -> dict[str, float]:
-    """Mean -L_K over the split and its standard error over images, in nats."""
+def nll(model: VAE, split, k: int, seed: int, batch_size: int = 100,
+        bf16: bool = False) -> dict[str, float]:
+    """Mean -L_K over the split's images and its standard error over images, in nats."""
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     values = []
     started = time.perf_counter()
     for x, _ in eval_batches(split, batch_size):
-        values.append(-iwae_bound(model, x.to(device), k, generator).cpu())
+        values.append(-iwae_bound(model, x.to(device), k, generator, bf16=bf16).cpu())
     per_image = torch.cat(values)  # (N,) float64
     return {"nll": per_image.mean().item(),
             "nll_stderr": (per_image.std() / math.sqrt(len(per_image))).item(),
-            "nll_k": k, "nll_seconds": round(time.perf_counter() - started, 1)}
+            "nll_k": k, "nll_images": len(per_image),
+            "nll_precision": "bf16" if bf16 else "fp32",
+            "nll_seconds": round(time.perf_counter() - started, 1)}
 
 
 def latent_quality(model: VAE, data: Datasets, seed: int) -> dict[str, float]:
@@ -109,15 +113,18 @@ def sample_quality(model: VAE, cfg: Config, data_dir, seed: int, n: int = FID_SA
 
 
 def evaluate(model: VAE, cfg: Config, data: Datasets, k: int = 1000, seed: int = 0,
-             fid: bool = True, data_dir=None, log=print) -> dict[str, Any]:
-    """All the numbers; see the module docstring."""
-    results: dict[str, Any] = {"protocol": protocol(cfg)}
+             fid: bool = True, data_dir=None, bf16: bool = False, images: int = 0,
+             log=print) -> dict[str, Any]:
+    """All the numbers; see the module docstring. `images` limits the importance-sampled
+    NLL to the first N test images (0: all), for models too slow to decode N x K times."""
+    results: dict[str, Any] = {"protocol": protocol(cfg), "data_mode": cfg.data.mode}
     elbo = evaluate_loss(model, data.test, beta=1.0)
     results.update({"test_neg_elbo": elbo["loss"], "test_recon": elbo["recon"],
                     "test_kl": elbo["kl"],
                     "test_bits_per_dim": elbo["loss"] / (PIXELS * math.log(2))})
     log(f"negative ELBO {elbo['loss']:.2f} nats; importance sampling with K={k} ...")
-    results.update(nll(model, data.test, k, seed))
+    subset = Split(data.test.images[:images], data.test.labels[:images]) if images else data.test
+    results.update(nll(model, subset, k, seed, bf16=bf16))
     results["nll_bits_per_dim"] = results["nll"] / (PIXELS * math.log(2))
     results.update(latent_quality(model, data, seed))
     if fid:
@@ -141,10 +148,15 @@ COMPARE_COLUMNS = [  # (eval.json key, column title, format)
     ("knn_accuracy", "k-NN", "{:.3f}")]
 
 
+def data_mode(results: dict[str, Any]) -> str:
+    """binarized or grayscale, also for eval.json files written before `data_mode` was."""
+    if "data_mode" in results:
+        return results["data_mode"]
+    return "grayscale" if "grayscale" in results.get("protocol", "") else "binarized"
+
+
 def compare(runs: list[Path]) -> str:
     """One Markdown table of the evaluations of several runs (nats per image)."""
-    import json
-
     header = ["run", "data", *[title for _, title, _ in COMPARE_COLUMNS]]
     rows = []
     for run in runs:
@@ -155,8 +167,8 @@ def compare(runs: list[Path]) -> str:
             raise RunError(f"{run} has no {EVAL}: run vaelab evaluate {run} first") from None
         except (OSError, json.JSONDecodeError) as e:
             raise RunError(f"{path}: unreadable ({e})") from None
-        data = "binarized" if "binarized" in results.get("protocol", "") else "grayscale"
-        rows.append([Path(run).name, data, *[fmt.format(results[key]) if key in results
+        rows.append([Path(run).name, data_mode(results),
+                     *[fmt.format(results[key]) if key in results
                                              else "-" for key, _, fmt in COMPARE_COLUMNS]])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..config import DataConfig, choices
+from ..errors import ConfigError
 from .common import add_run_args, check_positive
 
 
@@ -17,6 +18,11 @@ def register(sub) -> None:
     p.add_argument("--k", type=int, default=1000,
                    help="importance samples per image (default: 1000; 5000 is the paper "
                    "protocol)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="decoder precision in the importance sampling; bf16 is about 1.6x "
+                   "faster on CPUs with AMX (default: fp32)")
+    p.add_argument("--images", type=int, default=0,
+                   help="importance-sample only the first N test images (default: 0, all)")
     p.add_argument("--no-fid", action="store_true",
                    help="skip FID and the classifier score (they need the classifier)")
     p.set_defaults(func=cmd_evaluate)
@@ -44,12 +50,15 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from ..rundir import load_run
 
     check_positive(k=args.k)
+    if args.images < 0:
+        raise ConfigError(f"--images must be >= 0, got {args.images}")
     device = pick_device(args.device)
     model, cfg = load_run(args.run, args.checkpoint, device)
     data = load_dataset(cfg.data, args.data_dir, device)
     results = {"checkpoint": args.checkpoint, "seed": args.seed,
                **evaluate(model, cfg, data, args.k, args.seed, fid=not args.no_fid,
-                          data_dir=args.data_dir)}
+                          data_dir=args.data_dir, bf16=args.precision == "bf16",
+                          images=args.images)}
     path = write(args.run, results)
     print(format_table(results))
     print(f"wrote {path}")
