@@ -103,13 +103,10 @@ def save_classifier(model: Classifier, dataset: str, test_accuracy: float,
     return folder
 
 
-def load_classifier(dataset: str, data_dir=None, train_if_missing: bool = True,
-                    log=print) -> tuple[Classifier, dict]:
+def load_classifier(dataset: str, data_dir=None, log=print) -> tuple[Classifier, dict]:
     """The cached classifier for `dataset`, trained first (a minute or two) if missing."""
     folder = classifier_dir(dataset)
     if not (folder / "model.safetensors").exists():
-        if not train_if_missing:
-            raise RunError(f"no {dataset} classifier in {folder}: run vaelab classifier train")
         log(f"training the {dataset} feature classifier once (cached in {folder}) ...")
         model, acc = train_classifier(dataset, data_dir, log=log)
         save_classifier(model, dataset, acc, EPOCHS)
