@@ -10,7 +10,7 @@ import torch
 
 from vaelab import data
 from vaelab.config import DataConfig
-from vaelab.data import DatasetSpec, ensure_files, load_dataset, read_idx, train_batch
+from vaelab.data import DatasetSpec, dynamic_binarize, ensure_files, load_dataset, read_idx
 from vaelab.errors import DataError
 
 
@@ -216,14 +216,16 @@ class TestMnist:
     def test_dynamic_binarization_draws_afresh(self, data_dir):
         d = load_dataset(DataConfig(limit=256), data_dir)
         g = torch.Generator().manual_seed(0)
-        index = torch.arange(256)
-        a = train_batch(d.train.images, index, True, g)
-        b = train_batch(d.train.images, index, True, g)
+        images = d.train.images
+        a = dynamic_binarize(images, torch.rand(images.shape, generator=g))
+        b = dynamic_binarize(images, torch.rand(images.shape, generator=g))
         assert set(a.unique().tolist()) == {0.0, 1.0}
         assert not torch.equal(a, b)
         # Each pixel is on with probability intensity/255: the means agree.
         probs = d.train.images.float() / 255
         assert abs(a.mean().item() - probs.mean().item()) < 0.01
+        assert torch.equal(a[images == 0], torch.zeros_like(a[images == 0]))
+        assert torch.equal(a[images == 255], torch.ones_like(a[images == 255]))
 
     def test_val_size_too_large(self, data_dir):
         with pytest.raises(DataError, match="leaves no training images"):

@@ -88,7 +88,7 @@ class TestRunDirectory:
 
 def interrupt_at(monkeypatch, batch_calls: int):
     """Send SIGTERM to ourselves while the loop draws its `batch_calls`-th batch."""
-    real = train_module.train_batch
+    real = train_module.draw_batch
     count = {"n": 0}
 
     def wrapped(*args, **kwargs):
@@ -97,7 +97,7 @@ def interrupt_at(monkeypatch, batch_calls: int):
             os.kill(os.getpid(), signal.SIGTERM)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "train_batch", wrapped)
+    monkeypatch.setattr(train_module, "draw_batch", wrapped)
 
 
 class TestResume:

@@ -29,6 +29,7 @@ Likelihood = Literal["bernoulli", "gaussian", "gaussian-learned"]
 Optimizer = Literal["adam", "adamw"]
 Schedule = Literal["constant", "cosine"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
+Precision = Literal["auto", "fp32", "bf16"]
 
 MAX_LATENT_DIM = 256
 
@@ -101,17 +102,26 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 1e-3
     optimizer: Optimizer = "adam"
+    adam_beta2: float = 0.999  # decay of Adam's second-moment estimate
     weight_decay: float = 0.0
     schedule: Schedule = "constant"
+    lr_warmup_epochs: float = 0.0  # the learning rate rises linearly over this many epochs
     seed: int = 0
     device: Device = "auto"
     threads: int = 0  # CPU threads for torch (0: torch's default)
+    precision: Precision = "auto"  # auto: bf16 autocast where the hardware has it, else fp32
+    compile: bool = False  # torch.compile the loss (forward and backward)
     sample_grid: int = 10  # side of the per-epoch sample grid (samples/epoch_NNN.png)
 
     def __post_init__(self):
         _require(self.epochs >= 1, f"train.epochs must be >= 1, got {self.epochs}")
         _require(self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}")
         _require(self.lr > 0, f"train.lr must be > 0, got {self.lr}")
+        _require(0 <= self.adam_beta2 < 1,
+                 f"train.adam_beta2 must be in [0, 1), got {self.adam_beta2}")
+        _require(0 <= self.lr_warmup_epochs <= self.epochs,
+                 f"train.lr_warmup_epochs must be between 0 and train.epochs ({self.epochs}), "
+                 f"got {self.lr_warmup_epochs}")
         _require(self.weight_decay >= 0,
                  f"train.weight_decay must be >= 0, got {self.weight_decay}")
         _require(self.threads >= 0, f"train.threads must be >= 0, got {self.threads}")

@@ -49,7 +49,7 @@ class GaussianEncoder(nn.Module):
         """(B, 1, 28, 28) in [0, 1] -> mu, logvar, each (B, D)."""
         if self.pad:
             x = F.pad(x, (self.pad,) * 4)
-        mu, logvar = self.net(x).chunk(2, dim=1)
+        mu, logvar = self.net(x).float().chunk(2, dim=1)  # float32 even under bf16 autocast
         return mu, logvar
 
     encode = forward
@@ -99,10 +99,16 @@ class VAE(nn.Module):
         """Latents (N, latent_dim) -> logits (Bernoulli) or means (Gaussian), (N, 1, 28, 28)."""
         return self.decoder(z)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One pass with the reparameterization trick (Kingma & Welling 2014, eq. 10)."""
+    def forward(self, x: torch.Tensor,
+                noise: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """One pass with the reparameterization trick (Kingma & Welling 2014, eq. 10).
+
+        `noise` (B, latent_dim) is the standard normal draw; drawn here when not given.
+        """
         mu, logvar = self.encode(x)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)  # (B, D)
+        if noise is None:
+            noise = torch.randn_like(mu)
+        z = mu + noise * torch.exp(0.5 * logvar)  # (B, D)
         return {"mu": mu, "logvar": logvar, "z": z, "out": self.decode(z)}
 
     @torch.no_grad()

@@ -9,16 +9,19 @@ from .likelihoods import kl_standard_normal
 from .models import VAE
 
 
-def negative_elbo(model: VAE, x: torch.Tensor, beta: float = 1.0,
-                  free_bits: float = 0.0) -> dict[str, torch.Tensor]:
+def negative_elbo(model: VAE, x: torch.Tensor, beta: float | torch.Tensor = 1.0,
+                  free_bits: float = 0.0,
+                  noise: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """-ELBO = E_q[-log p(x|z)] + beta * KL(q(z|x) || p(z)), one sample of z per image.
 
     Returns {"loss", "recon", "kl"} as scalars. `kl` is always the true KL; with free bits
     (Kingma et al. 2016, "Improved variational inference with IAF", eq. 15) the loss uses
-    sum_j max(free_bits, E_batch[KL_j]) instead.
+    sum_j max(free_bits, E_batch[KL_j]) instead. `model` may be wrapped for data-parallel
+    training; `noise` is passed on to its forward pass.
     """
-    outputs = model(x)
-    recon = -model.likelihood.log_prob(x, outputs["out"])  # (B,)
+    outputs = model(x, noise)
+    likelihood = getattr(model, "module", model).likelihood  # DDP keeps the VAE in .module
+    recon = -likelihood.log_prob(x, outputs["out"])  # (B,)
     kl_dims = kl_standard_normal(outputs["mu"], outputs["logvar"])  # (B, D)
     kl = kl_dims.sum(1).mean()
     kl_term = kl_dims.mean(0).clamp(min=free_bits).sum() if free_bits > 0 else kl

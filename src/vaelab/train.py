@@ -1,20 +1,24 @@
 """`train(cfg)` -> run directory.
 
-The whole training split sits on the device as one uint8 tensor; each epoch draws one
-shuffled permutation and slices batches from it, so there is no per-sample Python work and
-no DataLoader. Loss sums stay on the device; the host syncs only at log points and at the
-end of an epoch. Everything needed to continue bitwise-exactly (weights, optimizer, all RNG
-states, the epoch's permutation and position) is in the checkpoint.
+The training images sit in host memory as one uint8 tensor. Each epoch draws one shuffled
+permutation, gathers this process's rows of it onto the device in one copy (its shard: all
+of it in a single process, 1/W of it under torchrun with W processes), and slices batches
+from that, so there is no per-sample Python work and no DataLoader. Loss sums stay on the
+device; the host syncs only at log points and at the end of an epoch. Everything needed to
+continue bitwise-exactly (weights, optimizer, all RNG states, the epoch's permutation and
+position) is in the checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import math
 import shutil
 import signal
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,41 +26,56 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from . import rundir
-from .checkpoint import (
-    load_trainer_state,
-    load_weights,
-    read_config,
-    resolve,
-    save_checkpoint,
-    write_json,
-)
+from . import distributed, rundir
+from .checkpoint import load_trainer_state, load_weights, read_config, resolve, save_checkpoint, write_json
 from .config import Config, TrainConfig
-from .data import Datasets, eval_batches, load_dataset, train_batch
+from .data import Datasets, dynamic_binarize, eval_batches, load_dataset, to_float
 from .device import pick_device
+from .distributed import World
 from .errors import ConfigError, Interrupted, RunError, TrainingDiverged
 from .models import VAE, build_model
 from .objectives import beta_at, negative_elbo
+from .speed import autocast, build_optimizer, maybe_compile, resolve_precision, tune_allocator
+from .trainstate import Generators, Progress, StopSignals, pack, unpack
 from .viz import grid, save_png
 
 LOG_EVERY = 25  # steps between progress-bar updates (each one is a host sync)
 VAL_NOISE_SEED = 1234  # validation draws the same z noise every epoch: comparable numbers
-OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 TERMS = ("loss", "recon", "kl")
 
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 
-def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
+
+def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
+    """Linear warm-up over `lr_warmup_epochs` (Goyal et al. 2017), then constant or cosine."""
+    warmup = round(cfg.lr_warmup_epochs * steps_per_epoch)
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
     if cfg.schedule == "cosine":  # Loshchilov & Hutter (2017), without restarts
-        return 0.5 * cfg.lr * (1 + math.cos(math.pi * step / total_steps))
+        progress = (step - warmup) / (cfg.epochs * steps_per_epoch - warmup)
+        return 0.5 * cfg.lr * (1 + math.cos(math.pi * progress))
     return cfg.lr
 
 
-def train_step(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, beta: float,
-               free_bits: float) -> torch.Tensor:
-    """One update; returns the detached (loss, recon, kl) as a (3,) tensor (no host sync)."""
-    losses = negative_elbo(model, x, beta, free_bits)
+def make_loss(model: torch.nn.Module, free_bits: float, device: torch.device, precision: str,
+              compile: bool) -> LossFn:
+    """(x, noise, beta) -> negative ELBO terms, under the chosen precision, maybe compiled.
+    beta is a tensor, so a KL warm-up does not recompile the graph at every step."""
+    def loss(x: torch.Tensor, noise: torch.Tensor, beta: torch.Tensor):
+        with autocast(device, precision):
+            return negative_elbo(model, x, beta, free_bits, noise=noise)
+    return maybe_compile(loss, compile)
+
+
+def train_step(loss_fn: LossFn, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+               noise: torch.Tensor, beta: torch.Tensor, share: float = 1.0) -> torch.Tensor:
+    """One update; returns the detached (loss, recon, kl) as a (3,) tensor (no host sync).
+
+    `share` scales this process's batch mean so that DDP's average over processes equals
+    the mean over the global batch (1 in a single process)."""
+    losses = loss_fn(x, noise, beta)
     optimizer.zero_grad(set_to_none=True)
-    losses["loss"].backward()
+    (losses["loss"] * share if share != 1.0 else losses["loss"]).backward()
     optimizer.step()
     return torch.stack([losses[k].detach() for k in TERMS])
 
@@ -81,78 +100,46 @@ def evaluate_loss(model: VAE, split, beta: float, batch_size: int = 1000) -> dic
     return dict(zip(TERMS, (sums / len(split)).tolist()))
 
 
-@dataclass
-class Progress:
-    """Where training stands; saved in trainer.pt, so resuming continues bitwise-exactly."""
+@dataclasses.dataclass(frozen=True)
+class EpochPlan:
+    """How one epoch's global batches split across processes, for this process."""
 
-    epoch: int = 0  # completed epochs
-    step: int = 0  # completed optimizer steps
-    batch: int = 0  # completed batches of the current epoch (nonzero only mid-epoch)
-    perm: torch.Tensor | None = None  # the current epoch's order, when mid-epoch
-    sums: torch.Tensor | None = None  # the current epoch's summed (loss, recon, kl)
-    best_val: float = math.inf
-    best_epoch: int = 0
+    sizes: list[int]  # global batch sizes
+    rows: list[tuple[int, int]]  # this rank's [start, stop) within each global batch
+    offsets: list[int]  # where each of this rank's batches starts in its shard
 
+    @classmethod
+    def make(cls, n: int, batch_size: int, world: World) -> EpochPlan:
+        sizes = [min(batch_size, n - start) for start in range(0, n, batch_size)]
+        rows = [world.rows(size) for size in sizes]
+        offsets = [0]
+        for lo, hi in rows[:-1]:
+            offsets.append(offsets[-1] + hi - lo)
+        return cls(sizes, rows, offsets)
 
-class StopSignals:
-    """Turns the first SIGINT/SIGTERM into a flag the loop checks; a second one aborts."""
-
-    def __init__(self):
-        self.received: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum, frame):
-        if self.received is not None:
-            raise KeyboardInterrupt
-        self.received = signum
-
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not in the main thread: leave the signals alone
-                pass
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+    def shard_index(self, perm: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """The positions in the training set of this rank's images, batch after batch."""
+        if all(hi - lo == size for (lo, hi), size in zip(self.rows, self.sizes)):
+            return perm  # a single process takes every row
+        return torch.cat([perm[b * batch_size + lo:b * batch_size + hi]
+                          for b, (lo, hi) in enumerate(self.rows)])
 
 
-def _trainer_state(optimizer, data_rng: torch.Generator, progress: Progress,
-                   device: torch.device) -> dict[str, Any]:
-    state = {
-        "optimizer": optimizer.state_dict(),
-        "torch_rng": torch.get_rng_state(),
-        "data_rng": data_rng.get_state(),
-        "epoch": progress.epoch, "step": progress.step, "batch": progress.batch,
-        "best_val": progress.best_val, "best_epoch": progress.best_epoch,
-    }
-    if device.type == "cuda":
-        state["cuda_rng"] = torch.cuda.get_rng_state(device)
-    if progress.batch:
-        state["perm"] = progress.perm.cpu()
-        state["sums"] = progress.sums.cpu()
-    return state
-
-
-def _restore(state: dict[str, Any], optimizer, data_rng: torch.Generator,
-             device: torch.device) -> Progress:
-    try:
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        data_rng.set_state(state["data_rng"])
-        if "cuda_rng" in state and device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-        progress = Progress(epoch=state["epoch"], step=state["step"], batch=state["batch"],
-                            best_val=state["best_val"], best_epoch=state["best_epoch"])
-        if progress.batch:
-            progress.perm = state["perm"].to(device)
-            progress.sums = state["sums"].to(device)
-    except (KeyError, ValueError, RuntimeError, TypeError) as e:
-        raise RunError(f"trainer state does not fit this run ({type(e).__name__}: {e})"
-                       ) from None
-    return progress
+def draw_batch(shard: torch.Tensor, plan: EpochPlan, b: int, latent_dim: int,
+               binarize: bool, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """This rank's images of global batch b, as floats in [0, 1] (binarized afresh if asked),
+    and their reparameterization noise. Noise is drawn for the whole global batch and
+    sliced, so every number of processes sees the same draws."""
+    (lo, hi), size, start = plan.rows[b], plan.sizes[b], plan.offsets[b]
+    pixels = shard[start:start + hi - lo]  # (B, 1, 28, 28) uint8
+    if binarize:
+        uniform = torch.rand((size, *pixels.shape[1:]), generator=generator,
+                             device=shard.device)
+        x = dynamic_binarize(pixels, uniform[lo:hi])
+    else:
+        x = to_float(pixels)
+    noise = torch.randn(size, latent_dim, generator=generator, device=shard.device)[lo:hi]
+    return x, noise
 
 
 def default_run_name(cfg: Config) -> Path:
@@ -167,9 +154,14 @@ def train(cfg: Config | None = None, out: str | Path | None = None,
 
     New run: `train(cfg, out=...)` (a fresh `runs/<dataset>-<arch>-<time>` if `out` is None).
     Resume: `train(resume=run_dir)` continues from `checkpoints/last`; passing `cfg` as well
-    may only change `train.epochs`.
+    may only change `train.epochs`. Under torchrun every process calls this with the same
+    arguments (give `out` explicitly); rank 0 writes the run directory.
     """
+    tune_allocator()
+    world = distributed.from_environment()
     log = log or (lambda text: print(text, flush=True))  # flushed: readable through a pipe
+    if not world.main:
+        log = lambda text: None  # noqa: E731
     if resume is not None:
         run = rundir.require_run(resume)
         saved = read_config(run)
@@ -178,37 +170,46 @@ def train(cfg: Config | None = None, out: str | Path | None = None,
         cfg = cfg or saved
     else:
         cfg = cfg or Config()
+        if out is None and world.distributed:
+            raise ConfigError("under torchrun, name the run directory with --out")
         run = Path(out) if out is not None else default_run_name(cfg)
         if (run / rundir.CHECKPOINTS).exists():
             raise RunError(f"{run} already holds a run: continue it with --resume {run}, "
                            f"or choose another --out")
-    device = pick_device(cfg.train.device)
+    device = distributed.setup(world, pick_device(cfg.train.device))
     created = not run.exists()
     try:
-        run.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise RunError(f"cannot create run directory {run}: {e.strerror}") from None
-    try:
-        with rundir.RunLock(run):
-            return _train(cfg, run, device, resume is not None, data_dir, progress_bar, log)
+        world.barrier()  # every rank has checked the run directory before rank 0 writes
+        if world.main:
+            try:
+                run.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise RunError(f"cannot create run directory {run}: {e.strerror}") from None
+        with rundir.RunLock(run) if world.main else contextlib.nullcontext():
+            return _train(cfg, run, device, world, resume is not None, data_dir,
+                          progress_bar and world.main, log)
     except Exception:
-        if created and not (run / rundir.CHECKPOINTS).exists():
+        if world.main and created and not (run / rundir.CHECKPOINTS).exists():
             shutil.rmtree(run, ignore_errors=True)  # nothing of value: leave no half-made run
         raise
+    finally:
+        distributed.teardown(world)
 
 
-def _train(cfg: Config, run: Path, device: torch.device, resuming: bool, data_dir,
-           progress_bar: bool, log) -> Path:
+def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming: bool,
+           data_dir, progress_bar: bool, log) -> Path:
     tc = cfg.train
     if tc.threads:
         torch.set_num_threads(tc.threads)
-    data: Datasets = load_dataset(cfg.data, data_dir, device)
+    data: Datasets = load_dataset(cfg.data, data_dir, "cpu")  # training images stay on the host
+    val = data.val.to(device)
+    precision = resolve_precision(tc.precision, device)
     torch.manual_seed(tc.seed)
     # NHWC runs the conv layers faster (oneDNN on CPU, cuDNN on GPU); the MLP is unaffected.
     model = build_model(cfg.model).to(device, memory_format=torch.channels_last)
-    optimizer = OPTIMIZERS[tc.optimizer](model.parameters(), lr=tc.lr,
-                                         weight_decay=tc.weight_decay)
-    data_rng = torch.Generator(device=device).manual_seed(tc.seed + 1)
+    optimizer = build_optimizer(tc.optimizer, model.parameters(), tc.lr, tc.weight_decay,
+                                tc.adam_beta2, device)
+    generators = Generators.seeded(tc.seed, device)
     sample_z = torch.randn(tc.sample_grid ** 2, cfg.model.latent_dim,  # same noise every epoch
                            generator=torch.Generator().manual_seed(tc.seed)).to(device)
     progress = Progress()
@@ -217,60 +218,75 @@ def _train(cfg: Config, run: Path, device: torch.device, resuming: bool, data_di
         if last is None:
             raise RunError(f"{run} has no checkpoint to resume from")
         load_weights(last, model)
-        progress = _restore(load_trainer_state(last), optimizer, data_rng, device)
-        _truncate_metrics(run / rundir.METRICS, progress.epoch)
-    else:
+        progress = unpack(load_trainer_state(last), optimizer, generators, device)
+        if progress.batch and not world.main:
+            progress.sums.zero_()  # the saved sums are global; rank 0 carries them on
+        if world.main:
+            _truncate_metrics(run / rundir.METRICS, progress.epoch)
+    elif world.main:
         write_json(run / rundir.CONFIG, cfg.to_dict())
+    loss_fn = make_loss(distributed.wrap(model, world, device), cfg.objective.free_bits, device,
+                        precision, tc.compile)
 
-    from torch.utils.tensorboard import SummaryWriter  # slow import; only when training
+    writer = None
+    if world.main:
+        from torch.utils.tensorboard import SummaryWriter  # slow import; only when training
 
-    writer = SummaryWriter(run / rundir.TENSORBOARD, purge_step=progress.epoch + 1)
+        writer = SummaryWriter(run / rundir.TENSORBOARD, purge_step=progress.epoch + 1)
     n_train = len(data.train)
     steps_per_epoch = math.ceil(n_train / tc.batch_size)
-    total_steps = steps_per_epoch * tc.epochs
     log(f"vaelab: training {cfg.model.arch} VAE (latent {cfg.model.latent_dim}, "
         f"{sum(p.numel() for p in model.parameters()):,} parameters) on {cfg.data.dataset} "
-        f"({cfg.data.mode}, {n_train:,} train / {len(data.val):,} val images) on {device}; "
-        f"run directory {run}")
+        f"({cfg.data.mode}, {n_train:,} train / {len(val):,} val images) on {device}"
+        + (f" x {world.size} processes" if world.distributed else "")
+        + f", {precision}{', compiled' if tc.compile else ''}; run directory {run}")
     if resuming:
         log(f"vaelab: resuming after epoch {progress.epoch}"
             + (f", batch {progress.batch}" if progress.batch else ""))
     started = time.perf_counter()
+    poll_every = LOG_EVERY if world.distributed else 1  # agreeing on a stop is a collective
     with StopSignals() as stop:
         for epoch in range(progress.epoch, tc.epochs):
             epoch_start, first_batch = time.perf_counter(), progress.batch
             if progress.batch == 0:
-                progress.perm = torch.randperm(n_train, generator=data_rng, device=device)
+                progress.perm = torch.randperm(n_train, generator=generators.order)
                 progress.sums = torch.zeros(3, device=device)
+            plan = EpochPlan.make(n_train, tc.batch_size, world)
+            shard = data.train.images[plan.shard_index(progress.perm, tc.batch_size)].to(device)
             bar = tqdm(total=steps_per_epoch, initial=progress.batch, unit="batch",
                        desc=f"epoch {epoch + 1}/{tc.epochs}", leave=False,
                        disable=None if progress_bar else True)
             for b in range(progress.batch, steps_per_epoch):
-                if stop.received is not None:
+                if b % poll_every == 0 and _stop_requested(stop, world):
                     progress.batch = b
-                    _interrupt(run, model, cfg, optimizer, data_rng, progress, device, stop,
+                    _interrupt(run, model, cfg, optimizer, generators, progress, world, stop,
                                writer, bar)
-                index = progress.perm[b * tc.batch_size:(b + 1) * tc.batch_size]
-                x = train_batch(data.train.images, index, data.dynamic_binarization, data_rng)
+                x, noise = draw_batch(shard, plan, b, cfg.model.latent_dim,
+                                      data.dynamic_binarization, generators.noise)
                 for group in optimizer.param_groups:
-                    group["lr"] = lr_at(progress.step, total_steps, tc)
+                    group["lr"] = lr_at(progress.step, steps_per_epoch, tc)
                 beta = beta_at(progress.step, steps_per_epoch, cfg.objective.beta,
                                cfg.objective.warmup_epochs)
-                terms = train_step(model, optimizer, x, beta, cfg.objective.free_bits)
-                progress.sums += terms * len(index)
+                share = len(x) * world.size / plan.sizes[b]
+                terms = train_step(loss_fn, optimizer, x, noise,
+                                   torch.tensor(beta, device=device), share)
+                progress.sums += terms * len(x)
                 progress.step += 1
                 bar.update()
                 if progress.step % LOG_EVERY == 0:
-                    loss = terms[0].item()
+                    loss = world.all_reduce(terms[:1].clone()).item() / world.size
                     _check_finite(loss, epoch, run)
                     bar.set_postfix(loss=f"{loss:.2f}")
             bar.close()
+            del shard
             train_seconds = time.perf_counter() - epoch_start
-            train_means = dict(zip(TERMS, (progress.sums / n_train).tolist()))
+            sums = world.all_reduce(progress.sums.clone())
+            train_means = dict(zip(TERMS, (sums / n_train).tolist()))
             _check_finite(train_means["loss"], epoch, run)
             # Model selection uses the validation loss, or the training loss without one.
-            val = evaluate_loss(model, data.val, cfg.objective.beta) if len(data.val) else {}
-            selection = val.get("loss", train_means["loss"])
+            # Every rank evaluates (same weights, same noise), so all reach the same decisions.
+            val_means = evaluate_loss(model, val, cfg.objective.beta) if len(val) else {}
+            selection = val_means.get("loss", train_means["loss"])
             _check_finite(selection, epoch, run)
             progress.epoch, progress.batch = epoch + 1, 0
             improved = selection < progress.best_val
@@ -278,25 +294,27 @@ def _train(cfg: Config, run: Path, device: torch.device, resuming: bool, data_di
                 progress.best_val, progress.best_epoch = selection, epoch + 1
             record = {"epoch": epoch + 1, "step": progress.step,
                       **{f"train_{k}": v for k, v in train_means.items()},
-                      **{f"val_{k}": v for k, v in val.items()},
+                      **{f"val_{k}": v for k, v in val_means.items()},
                       "lr": optimizer.param_groups[0]["lr"], "beta": beta,
                       "epoch_seconds": round(train_seconds, 3),
                       "images_per_second": round(
                           (n_train - first_batch * tc.batch_size) / train_seconds, 1)}
-            samples = _write_epoch(run, model, sample_z, tc.sample_grid, record, writer)
-            state = _trainer_state(optimizer, data_rng, progress, device)
-            save_checkpoint(rundir.checkpoint_dir(run, "last"), model, cfg, state)
-            if improved:
-                save_checkpoint(rundir.checkpoint_dir(run, "best"), model, cfg, state)
-            log(f"epoch {epoch + 1:3d}/{tc.epochs}  {_terms('train', train_means)}  "
-                f"{_terms('val', val) if val else 'no validation set'}  "
-                f"{train_seconds:5.1f}s {record['images_per_second']:,.0f} img/s"
-                + ("  *best" if improved else "") + f"  {samples.name}")
-            if stop.received is not None:
-                _interrupt(run, model, cfg, optimizer, data_rng, progress, device, stop,
+            if world.main:
+                samples = _write_epoch(run, model, sample_z, tc.sample_grid, record, writer)
+                state = pack(optimizer, generators, progress)
+                save_checkpoint(rundir.checkpoint_dir(run, "last"), model, cfg, state)
+                if improved:
+                    save_checkpoint(rundir.checkpoint_dir(run, "best"), model, cfg, state)
+                log(f"epoch {epoch + 1:3d}/{tc.epochs}  {_terms('train', train_means)}  "
+                    f"{_terms('val', val_means) if val_means else 'no validation set'}  "
+                    f"{train_seconds:5.1f}s {record['images_per_second']:,.0f} img/s"
+                    + ("  *best" if improved else "") + f"  {samples.name}")
+            if _stop_requested(stop, world):
+                _interrupt(run, model, cfg, optimizer, generators, progress, world, stop,
                            writer, None)
-    writer.close()
-    _summarize(run, cfg, data, device, progress, time.perf_counter() - started, log)
+    if world.main:
+        writer.close()
+        _summarize(run, cfg, data, device, progress, time.perf_counter() - started, log)
     return run
 
 
@@ -313,18 +331,29 @@ def _check_finite(value: float, epoch: int, run: Path) -> None:
                                f"{where}; try a lower --lr")
 
 
-def _interrupt(run, model, cfg, optimizer, data_rng, progress, device, stop, writer, bar):
+def _stop_requested(stop: StopSignals, world: World) -> bool:
+    """Whether a stop signal arrived (in any process: they must stop at the same batch)."""
+    if not world.distributed:
+        return stop.received is not None
+    flag = torch.tensor([float(stop.received is not None)])
+    return world.all_reduce(flag).item() > 0
+
+
+def _interrupt(run, model, cfg, optimizer, generators, progress, world, stop, writer, bar):
     if bar is not None:
         bar.close()
-    state = _trainer_state(optimizer, data_rng, progress, device)
-    save_checkpoint(rundir.checkpoint_dir(run, "last"), model, cfg, state)
-    writer.close()
-    name = signal.Signals(stop.received).name
+    if progress.batch:
+        progress.sums = world.all_reduce(progress.sums)  # the checkpoint holds global sums
+    if world.main:
+        save_checkpoint(rundir.checkpoint_dir(run, "last"), model, cfg,
+                        pack(optimizer, generators, progress))
+        writer.close()
+    signum = stop.received or signal.SIGTERM  # another process may have received it
     where = f"epoch {progress.epoch + 1}, after batch {progress.batch}" if progress.batch \
         else f"the end of epoch {progress.epoch}"
-    raise Interrupted(f"{name} received: saved {rundir.checkpoint_dir(run, 'last')} at "
-                      f"{where}; continue with: vaelab train --resume {run}",
-                      exit_code=128 + stop.received)
+    raise Interrupted(f"{signal.Signals(signum).name} received: saved "
+                      f"{rundir.checkpoint_dir(run, 'last')} at {where}; continue with: "
+                      f"vaelab train --resume {run}", exit_code=128 + signum)
 
 
 def _write_epoch(run: Path, model: VAE, sample_z: torch.Tensor, side: int,
@@ -363,7 +392,7 @@ def _summarize(run: Path, cfg: Config, data: Datasets, device, progress: Progres
     best_dir = resolve(rundir.checkpoint_dir(run, "best"))
     model = build_model(cfg.model).to(device)
     load_weights(best_dir, model)
-    test = evaluate_loss(model, data.test, beta=1.0)
+    test = evaluate_loss(model, data.test.to(device), beta=1.0)
     selected_by = "val_loss" if len(data.val) else "train_loss"
     summary = {"best_epoch": progress.best_epoch, f"best_{selected_by}": progress.best_val,
                **{f"test_{k}": v for k, v in test.items()},

@@ -58,11 +58,18 @@ TRAIN_FLAGS: list[tuple[str, str, type, str]] = [
     ("--batch-size", "train.batch_size", TrainConfig, "images per step"),
     ("--lr", "train.lr", TrainConfig, "learning rate"),
     ("--optimizer", "train.optimizer", TrainConfig, "optimizer"),
+    ("--adam-beta2", "train.adam_beta2", TrainConfig, "Adam's second-moment decay"),
     ("--weight-decay", "train.weight_decay", TrainConfig, "weight decay"),
     ("--schedule", "train.schedule", TrainConfig, "learning-rate schedule"),
+    ("--lr-warmup-epochs", "train.lr_warmup_epochs", TrainConfig,
+     "epochs over which the learning rate rises linearly from 0"),
     ("--seed", "train.seed", TrainConfig, "random seed (weights, data order, noise)"),
     ("--device", "train.device", TrainConfig, "auto picks cuda, then mps, then cpu"),
     ("--threads", "train.threads", TrainConfig, "CPU threads (0: torch's default)"),
+    ("--precision", "train.precision", TrainConfig,
+     "bf16 autocast or fp32; auto: bf16 where the device runs it natively"),
+    ("--compile", "train.compile", TrainConfig,
+     "torch.compile the forward and backward pass (costs seconds up front)"),
     ("--sample-grid", "train.sample_grid", TrainConfig, "side of the per-epoch sample grid"),
 ]
 
