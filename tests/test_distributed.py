@@ -20,10 +20,11 @@ from test_train import interrupt_at, metrics, quiet, weights
 # 1,999 images in global batches of 100: the last batch (99) splits unevenly, 49 + 50.
 FLAGS = ["--model", "mlp", "--hidden", "64", "--latent-dim", "4", "--limit", "1999",
          "--val-size", "500", "--batch-size", "100", "--precision", "fp32", "--threads", "1",
-         "--sample-grid", "4", "--no-progress"]
+         "--sample-grid", "4", "--schedule", "constant", "--no-progress"]
 SETTINGS = {"model.arch": "mlp", "model.hidden": [64], "model.latent_dim": 4,
             "data.limit": 1999, "data.val_size": 500, "train.batch_size": 100,
-            "train.precision": "fp32", "train.threads": 1, "train.sample_grid": 4}
+            "train.precision": "fp32", "train.threads": 1, "train.sample_grid": 4,
+            "train.schedule": "constant"}  # extending a run keeps a constant schedule
 
 
 def torchrun(args, data_dir, nproc=2):

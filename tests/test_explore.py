@@ -189,7 +189,7 @@ class TestReport:
                         "quantiles", "Interpolation", "Latent traversal", "Configuration",
                         "Summary"):
             assert section in text
-        assert "<td>0.001</td>" in text  # config values as written (train.lr), not rounded
+        assert "<td>0.003</td>" in text  # config values as written (train.lr), not rounded
         assert "<td>128</td>" in text and "<td>binarized</td>" in text
         made = {p.name for p in (report.parent / "figures").iterdir()}
         assert {"curves.png", "latent.png", "manifold.png", "interpolation.png",

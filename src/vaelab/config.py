@@ -98,14 +98,16 @@ class ObjectiveConfig:
 class TrainConfig:
     """Optimisation and the machine it runs on."""
 
-    epochs: int = 10
+    # The default recipe (warm-up to 3e-3, cosine decay, beta2 0.99) reaches a lower loss in
+    # 7 epochs than 1e-3 constant does in 10: measured in the README's benchmark section.
+    epochs: int = 7
     batch_size: int = 128
-    lr: float = 1e-3
+    lr: float = 3e-3
     optimizer: Optimizer = "adam"
-    adam_beta2: float = 0.999  # decay of Adam's second-moment estimate
+    adam_beta2: float = 0.99  # decay of Adam's second-moment estimate
     weight_decay: float = 0.0
-    schedule: Schedule = "constant"
-    lr_warmup_epochs: float = 0.0  # the learning rate rises linearly over this many epochs
+    schedule: Schedule = "cosine"
+    lr_warmup_epochs: float = 0.3  # the learning rate rises linearly over this many epochs
     seed: int = 0
     device: Device = "auto"
     threads: int = 0  # CPU threads for torch (0: torch's default)

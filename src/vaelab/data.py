@@ -86,8 +86,9 @@ def default_data_dir() -> Path:
 
 # --- IDX files -----------------------------------------------------------------------------
 
-def _read_exactly(f, n: int, path: Path) -> bytes:
-    """Read n bytes in chunks, so a header that claims terabytes fails at EOF, not in malloc."""
+def _read_exactly(f, n: int, path: Path) -> bytearray:
+    """Read n bytes in chunks, so a header that claims terabytes fails at EOF, not in malloc.
+    A bytearray, so the array made from it is writable and needs no copy."""
     out = bytearray()
     while len(out) < n:
         chunk = f.read(min(_CHUNK, n - len(out)))
@@ -95,7 +96,7 @@ def _read_exactly(f, n: int, path: Path) -> bytes:
             raise DataError(f"{path}: truncated IDX file (expected {n} bytes of data, "
                             f"found {len(out)})")
         out += chunk
-    return bytes(out)
+    return out
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -213,7 +214,7 @@ def load_split(dataset: str, split: str, data_dir: str | Path | None = None,
     if labels.size and labels.max() >= len(spec.classes):
         raise DataError(f"{labels_path}: label {labels.max()} out of range "
                         f"0..{len(spec.classes) - 1}")
-    return (torch.from_numpy(images.copy()).unsqueeze(1),
+    return (torch.from_numpy(images).unsqueeze(1),
             torch.from_numpy(labels.astype(np.int64)))
 
 

@@ -42,6 +42,7 @@ from .viz import grid, save_png
 LOG_EVERY = 25  # steps between progress-bar updates (each one is a host sync)
 VAL_NOISE_SEED = 1234  # validation draws the same z noise every epoch: comparable numbers
 TERMS = ("loss", "recon", "kl")
+EVAL_BATCH_SIZE = 128  # as small as a training batch: peak memory 60 MB lower than at 1,000
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 
@@ -87,7 +88,8 @@ def eval_step(model: VAE, x: torch.Tensor, beta: float) -> torch.Tensor:
     return torch.stack([losses[k] for k in TERMS])
 
 
-def evaluate_loss(model: VAE, split, beta: float, batch_size: int = 1000) -> dict[str, float]:
+def evaluate_loss(model: VAE, split, beta: float,
+                  batch_size: int = EVAL_BATCH_SIZE) -> dict[str, float]:
     """Mean negative ELBO terms over a split, in nats per image (one z sample per image)."""
     model.eval()
     device = next(model.parameters()).device
@@ -125,20 +127,23 @@ class EpochPlan:
                           for b, (lo, hi) in enumerate(self.rows)])
 
 
-def draw_batch(shard: torch.Tensor, plan: EpochPlan, b: int, latent_dim: int,
-               binarize: bool, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def draw_batch(source: torch.Tensor, order: torch.Tensor | None, plan: EpochPlan, b: int,
+               latent_dim: int, binarize: bool,
+               generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """This rank's images of global batch b, as floats in [0, 1] (binarized afresh if asked),
-    and their reparameterization noise. Noise is drawn for the whole global batch and
-    sliced, so every number of processes sees the same draws."""
+    and their reparameterization noise. `source` is the training images indexed by `order`,
+    or this rank's shard already in order (`order` None). Noise is drawn for the whole
+    global batch and sliced, so every number of processes sees the same draws."""
     (lo, hi), size, start = plan.rows[b], plan.sizes[b], plan.offsets[b]
-    pixels = shard[start:start + hi - lo]  # (B, 1, 28, 28) uint8
+    rows = slice(start, start + hi - lo)
+    pixels = source[rows] if order is None else source[order[rows]]  # (B, 1, 28, 28) uint8
     if binarize:
         uniform = torch.rand((size, *pixels.shape[1:]), generator=generator,
-                             device=shard.device)
+                             device=pixels.device)
         x = dynamic_binarize(pixels, uniform[lo:hi])
     else:
         x = to_float(pixels)
-    noise = torch.randn(size, latent_dim, generator=generator, device=shard.device)[lo:hi]
+    noise = torch.randn(size, latent_dim, generator=generator, device=pixels.device)[lo:hi]
     return x, noise
 
 
@@ -252,7 +257,11 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
                 progress.perm = torch.randperm(n_train, generator=generators.order)
                 progress.sums = torch.zeros(3, device=device)
             plan = EpochPlan.make(n_train, tc.batch_size, world)
-            shard = data.train.images[plan.shard_index(progress.perm, tc.batch_size)].to(device)
+            order = plan.shard_index(progress.perm, tc.batch_size)
+            if device.type == "cpu":  # the host is the device: batches come from its one copy
+                source = data.train.images
+            else:  # one copy per epoch of this rank's images onto the device
+                source, order = data.train.images[order].to(device, non_blocking=True), None
             bar = tqdm(total=steps_per_epoch, initial=progress.batch, unit="batch",
                        desc=f"epoch {epoch + 1}/{tc.epochs}", leave=False,
                        disable=None if progress_bar else True)
@@ -261,7 +270,7 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
                     progress.batch = b
                     _interrupt(run, model, cfg, optimizer, generators, progress, world, stop,
                                writer, bar)
-                x, noise = draw_batch(shard, plan, b, cfg.model.latent_dim,
+                x, noise = draw_batch(source, order, plan, b, cfg.model.latent_dim,
                                       data.dynamic_binarization, generators.noise)
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(progress.step, steps_per_epoch, tc)
@@ -278,7 +287,7 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
                     _check_finite(loss, epoch, run)
                     bar.set_postfix(loss=f"{loss:.2f}")
             bar.close()
-            del shard
+            del source, order
             train_seconds = time.perf_counter() - epoch_start
             sums = world.all_reduce(progress.sums.clone())
             train_means = dict(zip(TERMS, (sums / n_train).tolist()))
@@ -314,7 +323,7 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
                            writer, None)
     if world.main:
         writer.close()
-        _summarize(run, cfg, data, device, progress, time.perf_counter() - started, log)
+        _summarize(run, cfg, model, data, device, progress, time.perf_counter() - started, log)
     return run
 
 
@@ -386,12 +395,11 @@ def _truncate_metrics(path: Path, epochs_done: int) -> None:
     path.write_text("".join(line + "\n" for line in lines))
 
 
-def _summarize(run: Path, cfg: Config, data: Datasets, device, progress: Progress,
-               seconds: float, log) -> None:
+def _summarize(run: Path, cfg: Config, model: VAE, data: Datasets, device,
+               progress: Progress, seconds: float, log) -> None:
     """Report the best checkpoint's test loss once, at the end (never used for selection)."""
     best_dir = resolve(rundir.checkpoint_dir(run, "best"))
-    model = build_model(cfg.model).to(device)
-    load_weights(best_dir, model)
+    load_weights(best_dir, model)  # training is over: the model takes the best weights
     test = evaluate_loss(model, data.test.to(device), beta=1.0)
     selected_by = "val_loss" if len(data.val) else "train_loss"
     summary = {"best_epoch": progress.best_epoch, f"best_{selected_by}": progress.best_val,
