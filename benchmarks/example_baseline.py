@@ -21,27 +21,35 @@ from torch.utils.data import DataLoader, Dataset
 
 BATCH_SIZE = 128
 LR = 1e-3
+LOG_INTERVAL = 10
 
 
 def to_tensor(picture: Image.Image) -> torch.Tensor:
-    """torchvision.transforms.functional.to_tensor for an 8-bit grayscale PIL image."""
+    """torchvision.transforms.functional.to_tensor, for the 8-bit grayscale images here."""
+    default_float_dtype = torch.get_default_dtype()
     array = torch.from_numpy(np.array(picture, np.uint8, copy=True))
-    array = array.view(picture.size[1], picture.size[0], 1).permute((2, 0, 1)).contiguous()
-    return array.to(torch.float32).div(255)
+    array = array.view(picture.size[1], picture.size[0], len(picture.getbands()))
+    array = array.permute((2, 0, 1)).contiguous()
+    if isinstance(array, torch.ByteTensor):
+        return array.to(dtype=default_float_dtype).div(255)
+    return array
 
 
 class MNISTLikeTorchvision(Dataset):
-    """Images as torchvision's MNIST serves them: uint8 array -> PIL image -> tensor."""
+    """torchvision.datasets.MNIST's item access: tensor row -> PIL image -> transform."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray):
-        self.images, self.labels = images, labels
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform=to_tensor):
+        self.data, self.targets, self.transform = images, labels, transform
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.data)
 
     def __getitem__(self, index: int):
-        picture = Image.fromarray(self.images[index])  # mode "L", as in torchvision
-        return to_tensor(picture), int(self.labels[index])
+        img, target = self.data[index], int(self.targets[index])
+        img = Image.fromarray(img.numpy())  # mode "L" for uint8, as torchvision asks
+        if self.transform is not None:
+            img = self.transform(img)
+        return img, target
 
 
 class VAE(nn.Module):
@@ -78,9 +86,10 @@ def loss_function(recon_x, x, mu, logvar):
     return BCE + KLD
 
 
-def run(train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray,
-        test_labels: np.ndarray, epochs: int, seed: int = 1) -> dict:
-    """Train as the example does; return per-epoch training seconds and test losses."""
+def run(train_images: torch.Tensor, train_labels: torch.Tensor, test_images: torch.Tensor,
+        test_labels: torch.Tensor, epochs: int, seed: int = 1, log=print) -> dict:
+    """Train as the example does (images (N, 28, 28) uint8); return per-epoch training
+    seconds and test losses."""
     torch.manual_seed(seed)
     train_loader = DataLoader(MNISTLikeTorchvision(train_images, train_labels),
                               batch_size=BATCH_SIZE, shuffle=True)
@@ -93,13 +102,17 @@ def run(train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndar
         started = time.perf_counter()
         model.train()
         train_loss = 0
-        for data, _ in train_loader:
+        for batch_idx, (data, _) in enumerate(train_loader):
             optimizer.zero_grad()
             recon_batch, mu, logvar = model(data)
             loss = loss_function(recon_batch, data, mu, logvar)
             loss.backward()
             train_loss += loss.item()
             optimizer.step()
+            if batch_idx % LOG_INTERVAL == 0:  # the example prints its progress here
+                log(f"Train Epoch: {len(epoch_seconds) + 1} "
+                    f"[{batch_idx * len(data)}/{len(train_loader.dataset)}]\tLoss: "
+                    f"{loss.item() / len(data):.6f}")
         epoch_seconds.append(time.perf_counter() - started)
         model.eval()
         test_loss = 0

@@ -10,7 +10,8 @@ with its DataLoader (benchmarks/example_baseline.py) between two vaelab runs of 
 recipe (batch 128, Adam 1e-3, 10 epochs), so the speed ratio is measured minutes apart on
 the same machine state. images/s is the median over the epochs after the first. "% peak"
 is the model's training FLOPs per image times images/s, over the matrix-product peak
-measured at the start (2048^3 products, best of several). Prints a Markdown table and
+measured before every row (2048^3 products; the best seen counts, as this
+machine's speed drifts). Prints a Markdown table and
 writes JSON (default benchmarks/results/speed.json).
 """
 
@@ -46,7 +47,6 @@ ROWS = {
     "default-fp32": (["--precision", "fp32"], 2, DEFAULT_TARGET),
     "default-bf16": (["--precision", "bf16"], 2, DEFAULT_TARGET),
 }
-PAIRED = ("paired-example", "paired-vaelab-bf16", "paired-vaelab-fp32")
 
 
 def matmul_peak(dtype: torch.dtype, size: int = 2048, trials: int = 5, reps: int = 5) -> float:
@@ -84,19 +84,50 @@ def training_flops_per_image(args: list[str]) -> float:
     return counter.get_total_flops() / batch
 
 
-def run_child(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Run a process; return its wall seconds, its own peak RSS in MB and its stdout."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: it starts afresh at exec, unlike the
+    rusage of a child, which counts the forking parent's memory too)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_child(arguments: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Run `python benchmarks/speed.py --measure ARGUMENTS` (module or script arguments);
+    return its wall seconds, its peak RSS in MB and its stdout."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "peak_rss"
+        command = [sys.executable, __file__, "--measure", str(report), *arguments]
         started = time.perf_counter()
-        child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(child.pid, 0)  # rusage of this child alone
-        child.returncode = os.waitstatus_to_exitcode(status)
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        if child.returncode != 0:
-            raise SystemExit(f"{' '.join(command)} failed:\n{err.read()[-2000:]}")
-        return wall, usage.ru_maxrss / 1024, out.read()  # ru_maxrss is in KiB on Linux
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+        return wall, float(report.read_text()), done.stdout
+
+
+def measure(report: Path, arguments: list[str]) -> int:
+    """Run `-m MODULE ARGS` or `SCRIPT ARGS` in this process, then write its peak RSS."""
+    import runpy
+
+    try:
+        if arguments[0] == "-m":
+            sys.argv = [arguments[1], *arguments[2:]]
+            runpy.run_module(arguments[1], run_name="__main__", alter_sys=True)
+        else:
+            sys.argv = arguments
+            runpy.run_path(arguments[0], run_name="__main__")
+    except SystemExit as e:
+        if e.code not in (0, None):
+            raise
+    finally:
+        report.write_text(f"{peak_rss_mb()}\n")
+    return 0
+
+
+def read_metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 def summarize(records: list[dict], n_images: int) -> dict:
@@ -113,10 +144,10 @@ def vaelab_row(name: str, args: list[str], quick_epochs: int, target, quick: boo
                env: dict[str, str]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / name
-        command = [sys.executable, "-m", "vaelab", "train", "--no-progress", "--out", str(run),
-                   *args, *(["--epochs", str(quick_epochs)] if quick else [])]
+        command = ["-m", "vaelab", "train", "--no-progress", "--out", str(run), *args,
+                   *(["--epochs", str(quick_epochs)] if quick else [])]
         wall, rss, out = run_child(command, env)
-        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().split()]
+        records = read_metrics(run)
         summary = json.loads((run / "summary.json").read_text())
         config = json.loads((run / "config.json").read_text())
     precision = "bf16" if ", bf16" in out.splitlines()[0] else "fp32"
@@ -131,7 +162,8 @@ def vaelab_row(name: str, args: list[str], quick_epochs: int, target, quick: boo
 
 
 def paired_worker(epochs: int) -> list[dict]:
-    """In one process: vaelab bf16, the example's DataLoader baseline, vaelab fp32."""
+    """In one process: vaelab bf16 (eager, compiled), the example's DataLoader baseline,
+    vaelab fp32."""
     sys.path.insert(0, str(Path(__file__).parent))
     import example_baseline
 
@@ -139,25 +171,29 @@ def paired_worker(epochs: int) -> list[dict]:
     from vaelab.data import load_split
     from vaelab.train import train
 
-    train_images, train_labels = (t.numpy() for t in load_split("mnist", "train"))
-    test_images, test_labels = (t.numpy() for t in load_split("mnist", "test"))
+    train_images, train_labels = load_split("mnist", "train")
+    test_images, test_labels = load_split("mnist", "test")
     base = Config.from_dict(load_toml(ROOT / "configs/mlp-classic.toml")).replace({
         "train.batch_size": 128, "train.lr": 1e-3, "train.schedule": "constant",
         "train.epochs": epochs, "train.lr_warmup_epochs": 0.0, "train.adam_beta2": 0.999})
     rows = []
 
-    def vaelab(precision: str) -> None:
+    def vaelab(precision: str, compile: bool = False) -> None:
+        cfg = base.replace({"train.precision": precision, "train.compile": compile})
         with tempfile.TemporaryDirectory() as tmp:
-            run = train(base.replace({"train.precision": precision}), out=Path(tmp) / "run",
-                        progress_bar=False, log=lambda text: None)
-            records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().split()]
+            run = train(cfg, out=Path(tmp) / "run", progress_bar=False, log=lambda text: None)
+            records = read_metrics(run)
             summary = json.loads((run / "summary.json").read_text())
-        rows.append({"name": f"paired-vaelab-{precision}", "precision": precision,
+        name = f"paired-vaelab-{precision}{'-compile' if compile else ''}"
+        rows.append({"name": name, "precision": precision, "compile": compile,
                      "test_loss": summary["test_loss"], **summarize(records, 60_000)})
 
     vaelab("bf16")
-    result = example_baseline.run(train_images[:, 0], train_labels, test_images[:, 0],
-                                  test_labels, epochs)
+    vaelab("bf16", compile=True)
+    with open(os.devnull, "w") as devnull:  # the example's progress lines, written unread
+        result = example_baseline.run(train_images[:, 0], train_labels, test_images[:, 0],
+                                      test_labels, epochs,
+                                      log=lambda text: print(text, file=devnull))
     records = [{"epoch_seconds": s, "images_per_second": result["images"] / s}
                for s in result["epoch_seconds"]]
     rows.append({"name": "paired-example", "precision": "fp32",
@@ -168,7 +204,7 @@ def paired_worker(epochs: int) -> list[dict]:
 
 def paired_rows(quick: bool, env: dict[str, str]) -> list[dict]:
     epochs = 2 if quick else 10
-    wall, rss, out = run_child([sys.executable, __file__, "--paired-worker", str(epochs)], env)
+    wall, rss, out = run_child([__file__, "--paired-worker", str(epochs)], env)
     rows = json.loads(out.splitlines()[-1])
     flops = training_flops_per_image(["--config", "configs/mlp-classic.toml"])
     recipe = " ".join(EXAMPLE_RECIPE[:-6] + ["--epochs", str(epochs)])
@@ -178,7 +214,8 @@ def paired_rows(quick: bool, env: dict[str, str]) -> list[dict]:
                    command=("pytorch/examples vae/main.py (DataLoader)"
                             if row["name"] == "paired-example" else
                             f"vaelab train --config configs/mlp-classic.toml {recipe} "
-                            f"--precision {row['precision']}"))
+                            f"--precision {row['precision']}"
+                            + (" --compile" if row.get("compile") else "")))
         row["time_to_target"] = (row["loop_seconds"] if row["test_loss"] <= MLP_TARGET
                                  else None)
     return rows
@@ -193,8 +230,9 @@ def table(rows: list[dict], peaks: dict[str, float]) -> str:
         tflops = r["flops_per_image"] * r["images_per_second"] / 1e12
         r["achieved_tflops"] = tflops
         r["percent_of_peak"] = 100 * tflops / peaks[r["precision"]]
+        same_model = baseline and r["flops_per_image"] == baseline["flops_per_image"]
         r["x_example"] = (r["images_per_second"] / baseline["images_per_second"]
-                          if baseline else None)
+                          if same_model else None)
         to_target = ("-" if r["target"] is None else
                      f"{r['time_to_target']:.1f} s to <= {r['target']}"
                      if r["time_to_target"] is not None else f"not reached ({r['target']})")
@@ -216,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a few epochs per row")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/speed.json")
     parser.add_argument("--paired-worker", type=int, metavar="EPOCHS", help=argparse.SUPPRESS)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--measure"]:  # internal: run a command here and report its memory
+        return measure(Path(argv[1]), argv[2:])
     args = parser.parse_args(argv)
     if args.paired_worker:
         from vaelab.speed import tune_allocator
@@ -224,18 +265,27 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(paired_worker(args.paired_worker)))
         return 0
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    peaks = {"fp32": 0.0, "bf16": 0.0}
+
+    def measure_peaks() -> None:  # before every row: the best seen is the machine's limit
+        for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+            peaks[precision] = max(peaks[precision], matmul_peak(dtype))
+
+    measure_peaks()
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
                f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"{machine}; matmul peak fp32 {peaks['fp32']:.2f} TFLOP/s, "
-          f"bf16 {peaks['bf16']:.2f} TFLOP/s", flush=True)
+    print(machine, flush=True)
     rows = []
     if "paired" in args.rows:
         print("running the paired rows (example baseline and vaelab, one process)", flush=True)
         rows += paired_rows(args.quick, env)
     for name in (n for n in ROWS if n in args.rows):
+        measure_peaks()
         print(f"running {name}", flush=True)
         rows.append(vaelab_row(name, *ROWS[name], args.quick, env))
+    measure_peaks()
+    print(f"matmul peak (best seen) fp32 {peaks['fp32']:.2f} TFLOP/s, "
+          f"bf16 {peaks['bf16']:.2f} TFLOP/s", flush=True)
     text = table(rows, peaks)
     print(text)
     print("* one process ran all three paired rows: its peak RSS is theirs together")

@@ -27,7 +27,14 @@ import torch
 from tqdm import tqdm
 
 from . import distributed, rundir
-from .checkpoint import load_trainer_state, load_weights, read_config, resolve, save_checkpoint, write_json
+from .checkpoint import (
+    load_trainer_state,
+    load_weights,
+    read_config,
+    resolve,
+    save_checkpoint,
+    write_json,
+)
 from .config import Config, TrainConfig
 from .data import Datasets, dynamic_binarize, eval_batches, load_dataset, to_float
 from .device import pick_device
@@ -260,8 +267,10 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
             order = plan.shard_index(progress.perm, tc.batch_size)
             if device.type == "cpu":  # the host is the device: batches come from its one copy
                 source = data.train.images
-            else:  # one copy per epoch of this rank's images onto the device
-                source, order = data.train.images[order].to(device, non_blocking=True), None
+            else:  # one copy per epoch of this rank's images to the device, via pinned memory
+                staged = data.train.images[order]
+                staged = staged.pin_memory() if device.type == "cuda" else staged
+                source, order = staged.to(device, non_blocking=True), None
             bar = tqdm(total=steps_per_epoch, initial=progress.batch, unit="batch",
                        desc=f"epoch {epoch + 1}/{tc.epochs}", leave=False,
                        disable=None if progress_bar else True)
