@@ -1,6 +1,6 @@
 """Training speed: images/s, time to quality and peak memory, against a plain-PyTorch baseline.
 
-    python benchmarks/speed.py            # every row (about 15 minutes on 2 CPU cores)
+    python benchmarks/speed.py            # every row (about 13 minutes on 2 CPU cores)
     python benchmarks/speed.py --quick    # fewer epochs: a smoke test of the benchmark
     python benchmarks/speed.py --rows keras-bf16 default-bf16
 

@@ -56,7 +56,7 @@ class TestAtomicity:
             real_rename(src, dst)
 
         monkeypatch.setattr(checkpoint.os, "rename", crash_on_second_rename)
-        with pytest.raises(OSError, match="simulated crash"):
+        with pytest.raises(RunError, match="simulated crash.*previous checkpoint .*intact"):
             saved(tmp_path, seed=2)
         monkeypatch.undo()
         assert not folder.exists()
@@ -78,8 +78,9 @@ class TestAtomicity:
             raise OSError(28, "No space left on device")
 
         monkeypatch.setattr(checkpoint, "save_file", disk_full)
-        with pytest.raises(OSError):
+        with pytest.raises(RunError, match="No space left on device.*previous checkpoint"):
             saved(tmp_path, seed=2)
+        assert not list(folder.parent.glob(".*.tmp"))
         assert (folder / "model.safetensors").read_bytes() == before
         assert load_trainer_state(folder)["epoch"] == 1
 

@@ -6,13 +6,13 @@ import math
 import pytest
 import torch
 
+from test_train import metrics, quiet, weights
+from vaelab.batches import EpochPlan
 from vaelab.config import Config, TrainConfig
 from vaelab.distributed import World
 from vaelab.errors import ConfigError
 from vaelab.speed import autocast, build_optimizer, resolve_precision
-from vaelab.train import EpochPlan, lr_at, train
-
-from test_train import metrics, quiet, weights
+from vaelab.train import lr_at, train
 
 CPU = torch.device("cpu")
 

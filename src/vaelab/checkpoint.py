@@ -54,9 +54,25 @@ def save_weights(path: Path, module: torch.nn.Module) -> None:
 
 def save_checkpoint(folder: Path, model: VAE, config: Config,
                     trainer_state: dict[str, Any] | None = None) -> None:
-    """Write a complete checkpoint to `folder`, replacing the previous one atomically."""
+    """Write a complete checkpoint to `folder`, replacing the previous one atomically.
+
+    A failed write (disk full, read-only or vanished directory) raises a RunError that says
+    so; the previous checkpoint is left as it was."""
     folder = Path(folder)
     tmp = folder.with_name(f".{folder.name}.tmp")
+    try:
+        _write_and_swap(folder, tmp, model, config, trainer_state)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        previous = resolve(folder)
+        kept = f"the previous checkpoint {previous} is intact" if previous else \
+            "no earlier checkpoint exists"
+        raise RunError(f"cannot write checkpoint {folder}: {e.strerror or e} "
+                       f"({e.filename or folder}); {kept}") from None
+
+
+def _write_and_swap(folder: Path, tmp: Path, model: VAE, config: Config,
+                    trainer_state: dict[str, Any] | None) -> None:
     old = folder.with_name(f".{folder.name}.old")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

@@ -113,6 +113,7 @@ class TrainConfig:
     threads: int = 0  # CPU threads for torch (0: torch's default)
     precision: Precision = "auto"  # auto: bf16 autocast where the hardware has it, else fp32
     compile: bool = False  # torch.compile the loss (forward and backward)
+    skip_nonfinite: bool = False  # skip updates with a non-finite loss or gradient, not stop
     sample_grid: int = 10  # side of the per-epoch sample grid (samples/epoch_NNN.png)
 
     def __post_init__(self):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import math
 import os
 import tempfile
@@ -154,11 +155,19 @@ def _download(spec: DatasetSpec, name: str, folder: Path) -> None:
                 continue
             os.replace(tmp, folder / name)
             return
-        except (urllib.error.URLError, OSError, TimeoutError) as e:
-            errors.append(f"{url}: {getattr(e, 'reason', e)}")
+        except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as e:
+            errors.append(f"{url}: {_describe(e)}")
         finally:
             Path(tmp).unlink(missing_ok=True)
     raise DataError("; ".join(errors))
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, urllib.error.HTTPError):
+        return f"HTTP {error.code} {error.reason}"
+    if isinstance(error, http.client.IncompleteRead):
+        return f"transfer cut short after {len(error.partial)} bytes"
+    return str(getattr(error, "reason", None) or error or type(error).__name__)
 
 
 def _locate(folder: Path, stem: str) -> Path | None:
@@ -180,6 +189,7 @@ def ensure_files(dataset: str, data_dir: str | Path | None = None, download: boo
         return folder
     reason = "downloading is switched off"
     if download:
+        created = [d for d in (folder, *folder.parents) if not d.exists()]  # deepest first
         try:
             folder.mkdir(parents=True, exist_ok=True)
             for name in missing:
@@ -187,6 +197,9 @@ def ensure_files(dataset: str, data_dir: str | Path | None = None, download: boo
             return folder
         except (DataError, OSError) as e:
             reason = f"download failed: {e}"
+            for made in created:  # leave no empty folders behind
+                if made.is_dir() and not any(made.iterdir()):
+                    made.rmdir()
     raise DataError(f"{dataset} files missing from {folder}: {', '.join(missing)} ({reason}); "
                     f"put the files there, or point --data-dir or VAELAB_DATA_DIR at a folder "
                     f"that holds {spec.folder}/")

@@ -12,7 +12,6 @@ position) is in the checkpoint.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
 import shutil
@@ -27,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 from . import distributed, rundir
+from .batches import EpochPlan, draw_batch, epoch_source
 from .checkpoint import (
     load_trainer_state,
     load_weights,
@@ -36,7 +36,7 @@ from .checkpoint import (
     write_json,
 )
 from .config import Config, TrainConfig
-from .data import Datasets, dynamic_binarize, eval_batches, load_dataset, to_float
+from .data import Datasets, eval_batches, load_dataset
 from .device import pick_device
 from .distributed import World
 from .errors import ConfigError, Interrupted, RunError, TrainingDiverged
@@ -76,14 +76,23 @@ def make_loss(model: torch.nn.Module, free_bits: float, device: torch.device, pr
 
 
 def train_step(loss_fn: LossFn, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-               noise: torch.Tensor, beta: torch.Tensor, share: float = 1.0) -> torch.Tensor:
+               noise: torch.Tensor, beta: torch.Tensor, share: float = 1.0,
+               skip_nonfinite: bool = False) -> torch.Tensor | None:
     """One update; returns the detached (loss, recon, kl) as a (3,) tensor (no host sync).
 
     `share` scales this process's batch mean so that DDP's average over processes equals
-    the mean over the global batch (1 in a single process)."""
+    the mean over the global batch (1 in a single process). With `skip_nonfinite`, an update
+    whose loss or gradients are not finite is skipped and None returned (as in VDVAE,
+    Child 2021); that check costs one host sync per step."""
     losses = loss_fn(x, noise, beta)
     optimizer.zero_grad(set_to_none=True)
     (losses["loss"] * share if share != 1.0 else losses["loss"]).backward()
+    if skip_nonfinite:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, math.inf)  # measures, clips nothing
+        if not torch.isfinite(losses["loss"].detach() + grad_norm):
+            optimizer.zero_grad(set_to_none=True)
+            return None
     optimizer.step()
     return torch.stack([losses[k].detach() for k in TERMS])
 
@@ -107,51 +116,6 @@ def evaluate_loss(model: VAE, split, beta: float,
             sums += eval_step(model, x, beta) * len(x)
     model.train()
     return dict(zip(TERMS, (sums / len(split)).tolist()))
-
-
-@dataclasses.dataclass(frozen=True)
-class EpochPlan:
-    """How one epoch's global batches split across processes, for this process."""
-
-    sizes: list[int]  # global batch sizes
-    rows: list[tuple[int, int]]  # this rank's [start, stop) within each global batch
-    offsets: list[int]  # where each of this rank's batches starts in its shard
-
-    @classmethod
-    def make(cls, n: int, batch_size: int, world: World) -> EpochPlan:
-        sizes = [min(batch_size, n - start) for start in range(0, n, batch_size)]
-        rows = [world.rows(size) for size in sizes]
-        offsets = [0]
-        for lo, hi in rows[:-1]:
-            offsets.append(offsets[-1] + hi - lo)
-        return cls(sizes, rows, offsets)
-
-    def shard_index(self, perm: torch.Tensor, batch_size: int) -> torch.Tensor:
-        """The positions in the training set of this rank's images, batch after batch."""
-        if all(hi - lo == size for (lo, hi), size in zip(self.rows, self.sizes)):
-            return perm  # a single process takes every row
-        return torch.cat([perm[b * batch_size + lo:b * batch_size + hi]
-                          for b, (lo, hi) in enumerate(self.rows)])
-
-
-def draw_batch(source: torch.Tensor, order: torch.Tensor | None, plan: EpochPlan, b: int,
-               latent_dim: int, binarize: bool,
-               generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """This rank's images of global batch b, as floats in [0, 1] (binarized afresh if asked),
-    and their reparameterization noise. `source` is the training images indexed by `order`,
-    or this rank's shard already in order (`order` None). Noise is drawn for the whole
-    global batch and sliced, so every number of processes sees the same draws."""
-    (lo, hi), size, start = plan.rows[b], plan.sizes[b], plan.offsets[b]
-    rows = slice(start, start + hi - lo)
-    pixels = source[rows] if order is None else source[order[rows]]  # (B, 1, 28, 28) uint8
-    if binarize:
-        uniform = torch.rand((size, *pixels.shape[1:]), generator=generator,
-                             device=pixels.device)
-        x = dynamic_binarize(pixels, uniform[lo:hi])
-    else:
-        x = to_float(pixels)
-    noise = torch.randn(size, latent_dim, generator=generator, device=pixels.device)[lo:hi]
-    return x, noise
 
 
 def default_run_name(cfg: Config) -> Path:
@@ -262,15 +226,10 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
             epoch_start, first_batch = time.perf_counter(), progress.batch
             if progress.batch == 0:
                 progress.perm = torch.randperm(n_train, generator=generators.order)
-                progress.sums = torch.zeros(3, device=device)
+                progress.sums = torch.zeros(4, device=device)
             plan = EpochPlan.make(n_train, tc.batch_size, world)
-            order = plan.shard_index(progress.perm, tc.batch_size)
-            if device.type == "cpu":  # the host is the device: batches come from its one copy
-                source = data.train.images
-            else:  # one copy per epoch of this rank's images to the device, via pinned memory
-                staged = data.train.images[order]
-                staged = staged.pin_memory() if device.type == "cuda" else staged
-                source, order = staged.to(device, non_blocking=True), None
+            source, order = epoch_source(data.train.images, plan, progress.perm,
+                                         tc.batch_size, device)
             bar = tqdm(total=steps_per_epoch, initial=progress.batch, unit="batch",
                        desc=f"epoch {epoch + 1}/{tc.epochs}", leave=False,
                        disable=None if progress_bar else True)
@@ -287,10 +246,13 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
                                cfg.objective.warmup_epochs)
                 share = len(x) * world.size / plan.sizes[b]
                 terms = train_step(loss_fn, optimizer, x, noise,
-                                   torch.tensor(beta, device=device), share)
-                progress.sums += terms * len(x)
+                                   torch.tensor(beta, device=device), share, tc.skip_nonfinite)
                 progress.step += 1
                 bar.update()
+                if terms is None:  # a skipped non-finite update (--skip-nonfinite)
+                    progress.sums[3] += len(x)
+                    continue
+                progress.sums[:3] += terms * len(x)
                 if progress.step % LOG_EVERY == 0:
                     loss = world.all_reduce(terms[:1].clone()).item() / world.size
                     _check_finite(loss, epoch, run)
@@ -298,8 +260,12 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
             bar.close()
             del source, order
             train_seconds = time.perf_counter() - epoch_start
-            sums = world.all_reduce(progress.sums.clone())
-            train_means = dict(zip(TERMS, (sums / n_train).tolist()))
+            sums = world.all_reduce(progress.sums.clone())  # (loss, recon, kl, images skipped)
+            skipped = round(sums[3].item())
+            if skipped == n_train:
+                raise TrainingDiverged(f"every update of epoch {epoch + 1} was non-finite and "
+                                       f"skipped; try a lower --lr")
+            train_means = dict(zip(TERMS, (sums[:3] / (n_train - skipped)).tolist()))
             _check_finite(train_means["loss"], epoch, run)
             # Model selection uses the validation loss, or the training loss without one.
             # Every rank evaluates (same weights, same noise), so all reach the same decisions.
@@ -314,6 +280,7 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
                       **{f"train_{k}": v for k, v in train_means.items()},
                       **{f"val_{k}": v for k, v in val_means.items()},
                       "lr": optimizer.param_groups[0]["lr"], "beta": beta,
+                      **({"skipped_images": skipped} if tc.skip_nonfinite else {}),
                       "epoch_seconds": round(train_seconds, 3),
                       "images_per_second": round(
                           (n_train - first_batch * tc.batch_size) / train_seconds, 1)}
@@ -326,6 +293,7 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
                 log(f"epoch {epoch + 1:3d}/{tc.epochs}  {_terms('train', train_means)}  "
                     f"{_terms('val', val_means) if val_means else 'no validation set'}  "
                     f"{train_seconds:5.1f}s {record['images_per_second']:,.0f} img/s"
+                    + (f"  skipped {skipped} non-finite images" if skipped else "")
                     + ("  *best" if improved else "") + f"  {samples.name}")
             if _stop_requested(stop, world):
                 _interrupt(run, model, cfg, optimizer, generators, progress, world, stop,
@@ -377,6 +345,18 @@ def _interrupt(run, model, cfg, optimizer, generators, progress, world, stop, wr
 def _write_epoch(run: Path, model: VAE, sample_z: torch.Tensor, side: int,
                  record: dict[str, Any], writer) -> Path:
     """Append the epoch's metrics (JSON lines, TensorBoard) and save its sample grid."""
+    try:
+        return _write_epoch_files(run, model, sample_z, side, record, writer)
+    except OSError as e:
+        last = resolve(rundir.checkpoint_dir(run, "last"))
+        raise RunError(f"cannot write to the run directory {run}: {e.strerror or e} "
+                       f"({e.filename or run}); "
+                       + (f"the last checkpoint {last} is intact" if last else
+                          "no checkpoint was saved")) from None
+
+
+def _write_epoch_files(run: Path, model: VAE, sample_z: torch.Tensor, side: int,
+                       record: dict[str, Any], writer) -> Path:
     with (run / rundir.METRICS).open("a") as f:
         f.write(json.dumps(record) + "\n")
     epoch = record["epoch"]

@@ -22,7 +22,7 @@ class Progress:
     step: int = 0  # completed optimizer steps
     batch: int = 0  # completed batches of the current epoch (nonzero only mid-epoch)
     perm: torch.Tensor | None = None  # the current epoch's order (CPU), when mid-epoch
-    sums: torch.Tensor | None = None  # this rank's summed (loss, recon, kl) in the epoch
+    sums: torch.Tensor | None = None  # this rank's (loss, recon, kl) sums, images skipped
     best_val: float = math.inf
     best_epoch: int = 0
 

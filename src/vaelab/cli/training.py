@@ -70,6 +70,8 @@ TRAIN_FLAGS: list[tuple[str, str, type, str]] = [
      "bf16 autocast or fp32; auto: bf16 where the device runs it natively"),
     ("--compile", "train.compile", TrainConfig,
      "torch.compile the forward and backward pass (costs seconds up front)"),
+    ("--skip-nonfinite", "train.skip_nonfinite", TrainConfig,
+     "skip an update whose loss or gradients are not finite, instead of stopping"),
     ("--sample-grid", "train.sample_grid", TrainConfig, "side of the per-epoch sample grid"),
 ]
 
