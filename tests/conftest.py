@@ -17,6 +17,14 @@ TINY = {  # a model and data subset small enough that a run takes a few seconds
 }
 
 
+def pytest_configure(config):
+    # CI sets a relative VAELAB_DATA_DIR (../shared/data); tests that change directory must
+    # still find it, so make it absolute once, for this process and the commands it starts.
+    env = os.environ.get("VAELAB_DATA_DIR")
+    if env:
+        os.environ["VAELAB_DATA_DIR"] = str(Path(env).resolve())
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The folder holding mnist/; tests that need real MNIST skip without it."""

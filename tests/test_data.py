@@ -76,6 +76,13 @@ class TestReadIdx:
         with pytest.raises(DataError, match="truncated IDX file"):
             read_idx(path)
 
+    def test_zero_dimension_beside_huge_ones(self, tmp_path):
+        # Found by the fuzzer: no bytes to read, yet a shape numpy cannot represent.
+        path = tmp_path / "z"
+        path.write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">3I", 0, 0xB504C417, 0xB5052251))
+        with pytest.raises(DataError, match="not a valid array"):
+            read_idx(path)
+
     def test_corrupt_gzip(self, tmp_path, images):
         path = tmp_path / "c.gz"
         blob = bytearray(gzip.compress(idx_bytes(images)))

@@ -125,7 +125,11 @@ def read_idx(path: str | Path) -> np.ndarray:
                                 f"header {shape}")
     except (OSError, EOFError, gzip.BadGzipFile) as e:  # corrupt gzip stream or unreadable
         raise DataError(f"{path}: cannot read IDX file ({e})") from None
-    return np.frombuffer(data, dtype=np.uint8).reshape(shape)
+    try:
+        return np.frombuffer(data, dtype=np.uint8).reshape(shape)
+    except ValueError:  # e.g. (0, 2^31, 2^31): no bytes, but a shape numpy cannot hold
+        raise DataError(f"{path}: the header's dimensions {shape} are not a valid array"
+                        ) from None
 
 
 def md5sum(path: Path) -> str:
