@@ -1,10 +1,8 @@
 """Data-parallel training under torchrun (PyTorch DDP): one process per device.
 
-`--batch-size` is the global batch. Every rank draws the same epoch permutation and the same
-per-batch noise (binarization thresholds and reparameterization samples) for the whole
-global batch, then works on its own rows of it, so a run with W processes follows the same
-trajectory as one process (up to the order of float sums), and a checkpoint written by W
-processes resumes with any other number. Rank 0 alone writes the run directory.
+How the global batches split across processes is in batches.py: a run with W processes
+follows the trajectory of one process (up to the order of float sums), and a checkpoint
+written by W processes resumes with any other number. Rank 0 alone writes the run directory.
 """
 
 from __future__ import annotations
@@ -38,10 +36,10 @@ class World:
         """This rank's [start, stop) of a global batch of n rows (sizes differ by at most 1)."""
         return self.rank * n // self.size, (self.rank + 1) * n // self.size
 
-    def all_reduce(self, tensor: torch.Tensor, op=None) -> torch.Tensor:
-        """Sum (or `op`) `tensor` in place across ranks; a no-op in a single process."""
+    def all_reduce(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Sum `tensor` in place across ranks; a no-op in a single process."""
         if self.distributed:
-            dist.all_reduce(tensor, op=op or dist.ReduceOp.SUM)
+            dist.all_reduce(tensor)
         return tensor
 
     def barrier(self) -> None:
