@@ -65,8 +65,8 @@ class TestBadInput:
 
     def test_config_file_with_unknown_key(self, capsys, tmp_path):
         path = tmp_path / "c.toml"
-        path.write_text("[model]\nlayers = 3\n")
-        assert_one_line_error(capsys, ["train", "--config", str(path)], "model.layers")
+        path.write_text("[model]\ndepth = 3\n")
+        assert_one_line_error(capsys, ["train", "--config", str(path)], "model.depth")
 
     def test_missing_data_offline(self, capsys, tmp_path, monkeypatch):
         import urllib.error

@@ -97,16 +97,16 @@ def linear_gaussian_vae():
     b = torch.rand(784, generator=g) * 0.5
     post_var = 1 / (1 + scales.square() / sigma**2)  # (2,)
     decoder = nn.Sequential(nn.Linear(2, 784), nn.Unflatten(1, (1, 28, 28)))
-    encoder = nn.Sequential(nn.Flatten(), nn.Linear(784, 4))
+    encoder = nn.Sequential(nn.Linear(784, 4))
     with torch.no_grad():
         decoder[0].weight.copy_(w)
         decoder[0].bias.copy_(b)
         gain = post_var[:, None] * w.T / sigma**2  # posterior mean = gain (x - b)
-        encoder[1].weight.zero_()
-        encoder[1].weight[:2] = gain
-        encoder[1].bias[:2] = -gain @ b + 0.3 * post_var.sqrt()  # mean off by 0.3 std
-        encoder[1].bias[2:] = post_var.log() + 0.5  # variance e^0.5 times too large
-    model = VAE(GaussianEncoder(encoder, pad=0),
+        encoder[0].weight.zero_()
+        encoder[0].weight[:2] = gain
+        encoder[0].bias[:2] = -gain @ b + 0.3 * post_var.sqrt()  # mean off by 0.3 std
+        encoder[0].bias[2:] = post_var.log() + 0.5  # variance e^0.5 times too large
+    model = VAE(GaussianEncoder(nn.Flatten(), encoder, pad=0),
                 Decoder(decoder, Gaussian(sigma, learned=False), pad=0), latent_dim=2)
 
     def exact(x):

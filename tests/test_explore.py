@@ -95,7 +95,7 @@ class TestCommands:
                                                                         **k))
         model, cfg = load_run(trained_run)
         model.latent_dim = 1
-        model.encoder.forward = lambda x: (torch.ones(len(x), 1), torch.zeros(len(x), 1))
+        model.encoder.forward = lambda x, y=None: (torch.ones(len(x), 1), torch.zeros(len(x), 1))
         figures.latent_plot(model, cfg, load_test(cfg.data, data_dir), "0123456789",
                             tmp_path / "x.png", points=500)
         assert captured["class_rows"] is True

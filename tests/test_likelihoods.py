@@ -63,7 +63,7 @@ class Fixed(nn.Module):
 
 
 def fixed_vae(mu, logvar, logits) -> VAE:
-    encoder = GaussianEncoder(Fixed(torch.cat([mu, logvar])), pad=0)
+    encoder = GaussianEncoder(nn.Identity(), Fixed(torch.cat([mu, logvar])), pad=0)
     return VAE(encoder, Decoder(Fixed(logits), Bernoulli(), pad=0), latent_dim=len(mu))
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .data import dynamic_binarize, to_float
+from .data import Split, dynamic_binarize, to_float
 from .distributed import World
 
 
@@ -42,34 +42,38 @@ class EpochPlan:
                           for b, (lo, hi) in enumerate(self.rows)])
 
 
-def epoch_source(images: torch.Tensor, plan: EpochPlan, perm: torch.Tensor, batch_size: int,
-                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+def epoch_source(train: Split, plan: EpochPlan, perm: torch.Tensor, batch_size: int,
+                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Where this epoch's batches come from, as `draw_batch` takes them: on a CPU, the one
-    host copy of the images and this rank's order; elsewhere, this rank's shard copied to
-    the device once per epoch (through pinned memory on GPUs), already in order."""
+    host copy of the images and labels and this rank's order; elsewhere, this rank's shard
+    copied to the device once per epoch (through pinned memory on GPUs), already in order."""
     order = plan.shard_index(perm, batch_size)
     if device.type == "cpu":
-        return images, order
-    staged = images[order]
-    staged = staged.pin_memory() if device.type == "cuda" else staged
-    return staged.to(device, non_blocking=True), None
+        return train.images, train.labels, order
+    staged = [train.images[order], train.labels[order]]
+    if device.type == "cuda":
+        staged = [t.pin_memory() for t in staged]
+    images, labels = (t.to(device, non_blocking=True) for t in staged)
+    return images, labels, None
 
 
-def draw_batch(source: torch.Tensor, order: torch.Tensor | None, plan: EpochPlan, b: int,
-               latent_dim: int, binarize: bool,
-               generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def draw_batch(source: torch.Tensor, labels: torch.Tensor, order: torch.Tensor | None,
+               plan: EpochPlan, b: int, noise_shape: tuple[int, ...], binarize: bool,
+               generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """This rank's images of global batch b, as floats in [0, 1] (binarized afresh if asked),
-    and their reparameterization noise. `source` is the training images indexed by `order`,
-    or this rank's shard already in order (`order` None). Noise is drawn for the whole
-    global batch and sliced, so every number of processes sees the same draws."""
+    their labels, and their reparameterization noise, (B, *noise_shape): (latent_dim,) for
+    the ELBO, (K, latent_dim) for the K-sample bounds. `source` and `labels` are indexed by
+    `order`, or are this rank's shard already in order (`order` None). Noise is drawn for
+    the whole global batch and sliced, so every number of processes sees the same draws."""
     (lo, hi), size, start = plan.rows[b], plan.sizes[b], plan.offsets[b]
     rows = slice(start, start + hi - lo)
-    pixels = source[rows] if order is None else source[order[rows]]  # (B, 1, 28, 28) uint8
+    index = rows if order is None else order[rows]
+    pixels = source[index]  # (B, 1, 28, 28) uint8
     if binarize:
         uniform = torch.rand((size, *pixels.shape[1:]), generator=generator,
                              device=pixels.device)
         x = dynamic_binarize(pixels, uniform[lo:hi])
     else:
         x = to_float(pixels)
-    noise = torch.randn(size, latent_dim, generator=generator, device=pixels.device)[lo:hi]
-    return x, noise
+    noise = torch.randn(size, *noise_shape, generator=generator, device=pixels.device)[lo:hi]
+    return x, labels[index].to(x.device), noise

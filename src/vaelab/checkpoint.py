@@ -1,6 +1,7 @@
 """Checkpoints: a folder of `model.safetensors` (weights), `config.json` (enough to rebuild
 the model) and `trainer.pt` (optimizer, RNG states, progress; tensors and plain data only,
-read back with `torch.load(weights_only=True)`).
+read back with `torch.load(weights_only=True)`). A run with a weight average (train.ema)
+saves the average as `model.safetensors` and the trained weights as `online.safetensors`.
 
 A checkpoint is written to a hidden temporary folder and swapped in with two renames:
 `last` -> `.last.old`, `.last.tmp` -> `last`. At every moment either `last` or `.last.old`
@@ -21,11 +22,13 @@ from safetensors.torch import load_file, save_file
 
 from .config import Config
 from .errors import ConfigError, RunError
-from .models import VAE, build_model
+from .generative import LatentVariableModel
+from .models import build_model
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 TRAINER = "trainer.pt"
+ONLINE = "online.safetensors"
 FORMAT = "vaelab-checkpoint-1"
 
 
@@ -52,8 +55,9 @@ def save_weights(path: Path, module: torch.nn.Module) -> None:
     save_file(tensors, path, metadata={"format": FORMAT})
 
 
-def save_checkpoint(folder: Path, model: VAE, config: Config,
-                    trainer_state: dict[str, Any] | None = None) -> None:
+def save_checkpoint(folder: Path, model: torch.nn.Module, config: Config,
+                    trainer_state: dict[str, Any] | None = None,
+                    online: torch.nn.Module | None = None) -> None:
     """Write a complete checkpoint to `folder`, replacing the previous one atomically.
 
     A failed write (disk full, read-only or vanished directory) raises a RunError that says
@@ -61,7 +65,7 @@ def save_checkpoint(folder: Path, model: VAE, config: Config,
     folder = Path(folder)
     tmp = folder.with_name(f".{folder.name}.tmp")
     try:
-        _write_and_swap(folder, tmp, model, config, trainer_state)
+        _write_and_swap(folder, tmp, model, config, trainer_state, online)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         previous = resolve(folder)
@@ -71,12 +75,15 @@ def save_checkpoint(folder: Path, model: VAE, config: Config,
                        f"({e.filename or folder}); {kept}") from None
 
 
-def _write_and_swap(folder: Path, tmp: Path, model: VAE, config: Config,
-                    trainer_state: dict[str, Any] | None) -> None:
+def _write_and_swap(folder: Path, tmp: Path, model: torch.nn.Module, config: Config,
+                    trainer_state: dict[str, Any] | None,
+                    online: torch.nn.Module | None) -> None:
     old = folder.with_name(f".{folder.name}.old")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_weights(tmp / WEIGHTS, model)
+    if online is not None:
+        save_weights(tmp / ONLINE, online)
     write_json(tmp / CONFIG, config.to_dict())
     if trainer_state is not None:
         torch.save(trainer_state, tmp / TRAINER)
@@ -137,7 +144,8 @@ def load_trainer_state(folder: Path) -> dict[str, Any]:
                        ) from None
 
 
-def load_checkpoint(folder: Path, device: str | torch.device = "cpu") -> tuple[VAE, Config]:
+def load_checkpoint(folder: Path, device: str | torch.device = "cpu",
+                    ) -> tuple[LatentVariableModel, Config]:
     """Rebuild the model from the checkpoint's config.json and load its weights."""
     found = resolve(folder)
     if found is None:

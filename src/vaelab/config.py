@@ -24,7 +24,9 @@ else:  # pragma: no cover
 
 Dataset = Literal["mnist", "fashion-mnist", "kmnist"]
 DataMode = Literal["binarized", "grayscale"]
-Arch = Literal["mlp", "conv"]
+Arch = Literal["mlp", "conv", "cvae", "hvae"]
+Prior = Literal["normal", "mog", "vamp"]
+Bound = Literal["elbo", "iwae", "iwae-dreg"]
 Likelihood = Literal["bernoulli", "gaussian", "gaussian-learned"]
 Optimizer = Literal["adam", "adamw"]
 Schedule = Literal["constant", "cosine"]
@@ -55,7 +57,9 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network. `hidden` is read by the MLP; `channels` and `dense` by the conv model."""
+    """The network. `hidden` is read by the MLP; `channels` and `dense` by the conv models
+    (conv, and cvae: conv conditioned on the class); `layers`, `width` and `blocks` by the
+    hierarchical VAE (hvae), whose `latent_dim` is per stochastic layer."""
 
     arch: Arch = "conv"
     latent_dim: int = 16
@@ -65,12 +69,40 @@ class ModelConfig:
     likelihood: Likelihood = "bernoulli"
     gaussian_std: float = 0.1  # fixed std of the Gaussian likelihood; initial value when learned
     pad32: bool = False  # zero-pad inputs to 32x32 inside the model; outputs are cropped to 28x28
+    conditional: bool = False  # encoder and decoder read the one-hot class label
+    prior: Prior = "normal"  # N(0, I); mog: learned mixture of Gaussians; vamp: VampPrior
+    prior_components: int = 100  # mixture components or pseudo-inputs (Tomczak used 500)
+    layers: int = 4  # hvae: stochastic layers
+    width: int = 512  # hvae: width of the residual cells
+    blocks: int = 1  # hvae: residual cells per stochastic layer, on each path
+
+    @property
+    def is_conditional(self) -> bool:
+        return self.conditional or self.arch == "cvae"
+
+    @property
+    def total_latent_dim(self) -> int:
+        """Units of the whole latent code: latent_dim, times the layers of a hvae."""
+        return self.latent_dim * (self.layers if self.arch == "hvae" else 1)
 
     def __post_init__(self):
         _require(
-            1 <= self.latent_dim <= MAX_LATENT_DIM,
-            f"model.latent_dim must be between 1 and {MAX_LATENT_DIM}, got {self.latent_dim}",
+            1 <= self.total_latent_dim <= MAX_LATENT_DIM,
+            f"model.latent_dim must be between 1 and {MAX_LATENT_DIM}"
+            + (" in all layers together" if self.arch == "hvae" else "")
+            + f", got {self.total_latent_dim}",
         )
+        _require(self.prior_components >= 1,
+                 f"model.prior_components must be >= 1, got {self.prior_components}")
+        _require(self.layers >= 1, f"model.layers must be >= 1, got {self.layers}")
+        _require(self.width >= 1, f"model.width must be >= 1, got {self.width}")
+        _require(self.blocks >= 0, f"model.blocks must be >= 0, got {self.blocks}")
+        _require(self.arch != "hvae" or self.prior == "normal",
+                 f"model.prior {self.prior!r} is for one-layer models; the hierarchical VAE "
+                 f"learns its own prior over the lower layers")
+        _require(self.prior != "vamp" or not self.is_conditional,
+                 "the VampPrior's pseudo-inputs have no class: use prior mog or normal with "
+                 "a conditional model")
         _require(len(self.hidden) > 0 and min(self.hidden) > 0,
                  f"model.hidden must be positive widths, got {list(self.hidden)}")
         _require(len(self.channels) > 0 and min(self.channels) > 0,
@@ -81,8 +113,11 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class ObjectiveConfig:
-    """Negative ELBO = recon + beta * KL, with optional KL warm-up and free bits."""
+    """Negative ELBO = recon + beta * KL, with optional KL warm-up and free bits; or the
+    K-sample importance-weighted bound (IWAE), optionally with DReG gradients."""
 
+    kind: Bound = "elbo"
+    k: int = 1  # importance samples per image of the iwae bounds
     beta: float = 1.0
     warmup_epochs: float = 0.0  # beta rises linearly from 0 over this many epochs
     free_bits: float = 0.0  # nats per latent dimension below which the KL is not penalised
@@ -92,6 +127,12 @@ class ObjectiveConfig:
         _require(self.warmup_epochs >= 0,
                  f"objective.warmup_epochs must be >= 0, got {self.warmup_epochs}")
         _require(self.free_bits >= 0, f"objective.free_bits must be >= 0, got {self.free_bits}")
+        _require(self.k >= 1, f"objective.k must be >= 1, got {self.k}")
+        _require(self.kind != "elbo" or self.k == 1,
+                 f"objective.k is the sample count of the iwae bounds; the elbo uses one "
+                 f"(got k={self.k}: use --objective iwae)")
+        _require(self.kind == "elbo" or self.free_bits == 0,
+                 "free bits apply to the elbo only, not to the iwae bounds")
 
 
 @dataclass(frozen=True)
@@ -114,6 +155,9 @@ class TrainConfig:
     precision: Precision = "auto"  # auto: bf16 autocast where the hardware has it, else fp32
     compile: bool = False  # torch.compile the loss (forward and backward)
     skip_nonfinite: bool = False  # skip updates with a non-finite loss or gradient, not stop
+    skip_threshold: float = 0.0  # also skip updates whose gradient norm exceeds this (0: off)
+    grad_clip: float = 0.0  # clip the gradient norm to this (0: off)
+    ema: float = 0.0  # decay of an exponential moving average of the weights (0: off)
     sample_grid: int = 10  # side of the per-epoch sample grid (samples/epoch_NNN.png)
 
     def __post_init__(self):
@@ -128,6 +172,10 @@ class TrainConfig:
         _require(self.weight_decay >= 0,
                  f"train.weight_decay must be >= 0, got {self.weight_decay}")
         _require(self.threads >= 0, f"train.threads must be >= 0, got {self.threads}")
+        _require(self.skip_threshold >= 0,
+                 f"train.skip_threshold must be >= 0, got {self.skip_threshold}")
+        _require(self.grad_clip >= 0, f"train.grad_clip must be >= 0, got {self.grad_clip}")
+        _require(0 <= self.ema < 1, f"train.ema must be in [0, 1), got {self.ema}")
         _require(1 <= self.sample_grid <= 32,
                  f"train.sample_grid must be between 1 and 32, got {self.sample_grid}")
 
@@ -140,6 +188,10 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        _require(self.objective.kind != "iwae-dreg" or self.model.arch != "hvae",
+                 "iwae-dreg gradients are for one-layer models; train a hvae with iwae")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

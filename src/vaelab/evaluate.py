@@ -24,8 +24,8 @@ from .data import PIXELS, Datasets, Split, eval_batches, load_split, to_float
 from .errors import RunError
 from .explore import encode_split
 from .fid import classifier_score, frechet_distance
+from .generative import LatentVariableModel
 from .iwae import iwae_bound
-from .models import VAE
 from .train import evaluate_loss
 
 EVAL = "eval.json"
@@ -47,7 +47,7 @@ def protocol(cfg: Config) -> str:
             f"NOT comparable with published NLLs on binarized MNIST")
 
 
-def nll(model: VAE, split, k: int, seed: int, batch_size: int = 100,
+def nll(model: LatentVariableModel, split, k: int, seed: int, batch_size: int = 100,
         bf16: bool = False) -> dict[str, float]:
     """Mean -L_K over the split's images and its standard error over images, in nats."""
     device = next(model.parameters()).device
@@ -64,7 +64,7 @@ def nll(model: VAE, split, k: int, seed: int, batch_size: int = 100,
             "nll_seconds": round(time.perf_counter() - started, 1)}
 
 
-def latent_quality(model: VAE, data: Datasets, seed: int) -> dict[str, float]:
+def latent_quality(model: LatentVariableModel, data: Datasets, seed: int) -> dict[str, float]:
     """Active units and how well the latent means predict the labels."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
@@ -87,8 +87,8 @@ def latent_quality(model: VAE, data: Datasets, seed: int) -> dict[str, float]:
 
 
 @torch.no_grad()
-def sample_quality(model: VAE, cfg: Config, data_dir, seed: int, n: int = FID_SAMPLES,
-                   log=print) -> dict[str, Any]:
+def sample_quality(model: LatentVariableModel, cfg: Config, data_dir, seed: int,
+                   n: int = FID_SAMPLES, log=print) -> dict[str, Any]:
     """FID of n samples against the grayscale test images, the train-vs-test floor, the
     classifier score and the samples' class histogram, all with vaelab's classifier."""
     classifier, info = load_classifier(cfg.data.dataset, data_dir, log=log)
@@ -112,7 +112,7 @@ def sample_quality(model: VAE, cfg: Config, data_dir, seed: int, n: int = FID_SA
             "fid_note": FID_NOTE}
 
 
-def evaluate(model: VAE, cfg: Config, data: Datasets, k: int = 1000, seed: int = 0,
+def evaluate(model: LatentVariableModel, cfg: Config, data: Datasets, k: int = 1000, seed: int = 0,
              fid: bool = True, data_dir=None, bf16: bool = False, images: int = 0,
              log=print) -> dict[str, Any]:
     """All the numbers; see the module docstring. `images` limits the importance-sampled

@@ -7,14 +7,14 @@ import torch
 
 from .data import Split, eval_batches
 from .errors import ConfigError
+from .generative import LatentVariableModel
 from .likelihoods import kl_standard_normal
-from .models import VAE
 
 ENCODE_BATCH = 1000
 
 
 @torch.no_grad()
-def encode_split(model: VAE, split: Split,
+def encode_split(model: LatentVariableModel, split: Split,
                  batch_size: int = ENCODE_BATCH) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior means and log-variances of a whole split, (N, D) each, in batched passes."""
     device = next(model.parameters()).device

@@ -13,7 +13,7 @@ from . import explore, plots
 from .config import Config
 from .data import Split, to_float
 from .errors import ConfigError, RunError
-from .models import VAE
+from .generative import LatentVariableModel
 from .viz import grid, pairs, save_gif, save_png
 
 PROJECTIONS = ("pca", "tsne", "umap")
@@ -46,8 +46,8 @@ def project(mu: np.ndarray, method: str, seed: int) -> tuple[np.ndarray, tuple[s
     raise ConfigError(f"--method must be one of {', '.join(PROJECTIONS)}, got {method!r}")
 
 
-def latent_plot(model: VAE, cfg: Config, test: Split, classes, out: Path, method: str = "pca",
-                points: int = 10_000, seed: int = 0) -> Path:
+def latent_plot(model: LatentVariableModel, cfg: Config, test: Split, classes, out: Path,
+                method: str = "pca", points: int = 10_000, seed: int = 0) -> Path:
     """The test set's posterior means, coloured by class."""
     index = _random_indices(len(test), points, seed)
     subset = Split(test.images[index], test.labels[index])
@@ -64,7 +64,8 @@ def latent_plot(model: VAE, cfg: Config, test: Split, classes, out: Path, method
                                 class_rows=model.latent_dim == 1)
 
 
-def manifold_plot(model: VAE, out: Path, n: int = 20, dims: tuple[int, int] = (0, 1)) -> Path:
+def manifold_plot(model: LatentVariableModel, out: Path, n: int = 20,
+                  dims: tuple[int, int] = (0, 1)) -> Path:
     """Decode an n x n grid of Gaussian quantiles over two latent dimensions."""
     if model.latent_dim < 2:
         raise ConfigError("the manifold needs at least 2 latent dimensions")
@@ -77,7 +78,7 @@ def manifold_plot(model: VAE, out: Path, n: int = 20, dims: tuple[int, int] = (0
                           f"Decoded latent grid over z[{dims[0]}], z[{dims[1]}]{others}")
 
 
-def interpolation_plot(model: VAE, test: Split, out: Path, start: int | None = None,
+def interpolation_plot(model: LatentVariableModel, test: Split, out: Path, start: int | None = None,
                        end: int | None = None, from_class: int | None = None,
                        to_class: int | None = None, mode: str = "slerp", steps: int = 10,
                        gif: Path | None = None, seed: int = 0) -> Path:
@@ -108,7 +109,7 @@ def interpolation_plot(model: VAE, test: Split, out: Path, start: int | None = N
     return plots.strip(images, out, f"{mode} interpolation, {steps} steps", first, last)
 
 
-def traversal_plot(model: VAE, test: Split, out: Path, index: int | None = None,
+def traversal_plot(model: LatentVariableModel, test: Split, out: Path, index: int | None = None,
                    top: int = 10, steps: int = 9, limit: float = 3.0, seed: int = 0) -> Path:
     """Vary each of the `top` dimensions with the most KL from -limit to +limit around the
     code of one test image (drawn with `seed` when `index` is None)."""
@@ -129,7 +130,7 @@ def traversal_plot(model: VAE, test: Split, out: Path, index: int | None = None,
 
 
 @torch.no_grad()
-def _decode(model: VAE, z: torch.Tensor) -> torch.Tensor:
+def _decode(model: LatentVariableModel, z: torch.Tensor) -> torch.Tensor:
     """(N, D) latents on any device -> (N, 1, 28, 28) mean images in [0, 1] on the CPU."""
     return model.decoder.images(z.to(next(model.parameters()).device)).cpu()
 
@@ -155,8 +156,8 @@ def curves_plot(runs: list[Path], out: Path) -> Path:
     return plots.curves([(Path(run).name, read_metrics(run)) for run in runs], out)
 
 
-def reconstruction_image(model: VAE, test: Split, out: Path, rows: int = 5, cols: int = 10,
-                         seed: int = 0, scale: int = 2) -> Path:
+def reconstruction_image(model: LatentVariableModel, test: Split, out: Path, rows: int = 5,
+                         cols: int = 10, seed: int = 0, scale: int = 2) -> Path:
     """Random test images (odd rows) above their reconstructions (even rows)."""
     count = rows * cols
     if count > len(test):

@@ -73,3 +73,11 @@ def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     Kingma & Welling (2014), Appendix B: -KL = 1/2 sum(1 + log sigma^2 - mu^2 - sigma^2).
     """
     return 0.5 * (mu.square() + logvar.exp() - 1 - logvar)
+
+
+def gaussian_kl(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor,
+                logvar_p: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu_q, exp(logvar_q)) || N(mu_p, exp(logvar_p))) per dimension, in nats:
+    1/2 (logvar_p - logvar_q + (sigma_q^2 + (mu_q - mu_p)^2) / sigma_p^2 - 1)."""
+    return 0.5 * (logvar_p - logvar_q - 1
+                  + (logvar_q.exp() + (mu_q - mu_p).square()) * torch.exp(-logvar_p))

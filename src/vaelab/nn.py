@@ -1,6 +1,8 @@
-"""Encoder and decoder networks. Encoders map (B, 1, S, S) -> (B, 2 * latent_dim), the
-Gaussian posterior's mean and log-variance side by side; decoders map (B, latent_dim) ->
-(B, 1, S, S) logits or means. S is the working image size (28, or 32 when padded)."""
+"""Encoder and decoder networks. An encoder is a body, (B, 1, S, S) -> (B, F) features, and
+a head, (B, F + C) -> (B, 2 * latent_dim), the Gaussian posterior's mean and log-variance
+side by side; C is the number of classes a conditional model appends (0 otherwise).
+Decoders map (B, latent_dim + C) -> (B, 1, S, S) logits or means. S is the working image
+size (28, or 32 when padded)."""
 
 from __future__ import annotations
 
@@ -21,14 +23,16 @@ def _dense_stack(widths: Sequence[int]) -> list[nn.Module]:
     return layers
 
 
-def mlp_encoder(size: int, hidden: Sequence[int], latent_dim: int) -> nn.Sequential:
+def mlp_encoder(size: int, hidden: Sequence[int], latent_dim: int,
+                classes: int = 0) -> tuple[nn.Module, nn.Module]:
     """pytorch/examples' VAE encoder when hidden=(400,), latent_dim=20: 784-400-(20, 20)."""
-    return nn.Sequential(nn.Flatten(), *_dense_stack([size * size, *hidden, 2 * latent_dim]))
+    return nn.Flatten(), nn.Sequential(*_dense_stack([size * size + classes, *hidden,
+                                                      2 * latent_dim]))
 
 
-def mlp_decoder(size: int, hidden: Sequence[int], latent_dim: int) -> nn.Sequential:
-    """The mirror image of `mlp_encoder`: latent -> reversed hidden widths -> S*S pixels."""
-    widths = [latent_dim, *reversed(hidden), size * size]
+def mlp_decoder(size: int, hidden: Sequence[int], in_dim: int) -> nn.Sequential:
+    """The mirror image of `mlp_encoder`: code -> reversed hidden widths -> S*S pixels."""
+    widths = [in_dim, *reversed(hidden), size * size]
     return nn.Sequential(*_dense_stack(widths), nn.Unflatten(1, (1, size, size)))
 
 
@@ -42,8 +46,8 @@ def _conv_grid(size: int, channels: Sequence[int]) -> int:
     return size // factor
 
 
-def conv_encoder(size: int, channels: Sequence[int], dense: int,
-                 latent_dim: int) -> nn.Sequential:
+def conv_encoder(size: int, channels: Sequence[int], dense: int, latent_dim: int,
+                 classes: int = 0) -> tuple[nn.Module, nn.Module]:
     """Stride-2 3x3 convolutions, then an optional dense layer, then the latent heads.
 
     channels=(32, 64), dense=16 is the encoder of the Keras VAE example
@@ -55,20 +59,20 @@ def conv_encoder(size: int, channels: Sequence[int], dense: int,
         layers += [nn.Conv2d(c_in, c_out, kernel_size=3, stride=2, padding=1), nn.ReLU()]
         c_in = c_out
     grid = _conv_grid(size, channels)
-    flat = c_in * grid * grid
+    flat = c_in * grid * grid + classes
     head = [flat, dense, 2 * latent_dim] if dense else [flat, 2 * latent_dim]
-    return nn.Sequential(*layers, nn.Flatten(), *_dense_stack(head))
+    return nn.Sequential(*layers, nn.Flatten()), nn.Sequential(*_dense_stack(head))
 
 
-def conv_decoder(size: int, channels: Sequence[int], latent_dim: int) -> nn.Sequential:
+def conv_decoder(size: int, channels: Sequence[int], in_dim: int) -> nn.Sequential:
     """A dense layer to the smallest feature map, then stride-2 transposed convolutions.
 
     channels=(32, 64) is the decoder of the Keras VAE example
-    (latent -> 7x7x64 -> 14x14x64 -> 28x28x32 -> 28x28x1).
+    (code -> 7x7x64 -> 14x14x64 -> 28x28x32 -> 28x28x1).
     """
     grid = _conv_grid(size, channels)
     c_in = channels[-1]
-    layers: list[nn.Module] = [nn.Linear(latent_dim, c_in * grid * grid), nn.ReLU(),
+    layers: list[nn.Module] = [nn.Linear(in_dim, c_in * grid * grid), nn.ReLU(),
                                nn.Unflatten(1, (c_in, grid, grid))]
     for c_out in reversed(channels):
         layers += [nn.ConvTranspose2d(c_in, c_out, kernel_size=3, stride=2, padding=1,

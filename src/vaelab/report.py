@@ -12,7 +12,7 @@ from typing import Any
 from . import figures
 from .config import Config
 from .data import Split
-from .models import VAE
+from .generative import LatentVariableModel
 from .rundir import SAMPLES, SUMMARY
 
 MAX_PROGRESSION = 12  # per-epoch sample grids shown, evenly spaced over the run
@@ -87,7 +87,7 @@ def _progression(run: Path) -> str:
     return f'<div class="progression">{items}</div>'
 
 
-def ensure_figures(run: Path, model: VAE, cfg: Config, test: Split, classes,
+def ensure_figures(run: Path, model: LatentVariableModel, cfg: Config, test: Split, classes,
                    seed: int) -> dict[str, Path]:
     """Make whichever of the run's standard figures do not exist yet; return them by name."""
     folder = run / "figures"
@@ -113,7 +113,7 @@ def ensure_figures(run: Path, model: VAE, cfg: Config, test: Split, classes,
     return made
 
 
-def write_report(run: Path, model: VAE, cfg: Config, test: Split, classes,
+def write_report(run: Path, model: LatentVariableModel, cfg: Config, test: Split, classes,
                  out: Path | None = None, checkpoint: str = "best", seed: int = 0) -> Path:
     """Write `run/report.html` (or `out`), generating any missing figure first."""
     run = Path(run)

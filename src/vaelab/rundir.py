@@ -10,7 +10,7 @@ import torch
 from .checkpoint import load_checkpoint, resolve
 from .config import Config
 from .errors import RunError
-from .models import VAE
+from .generative import LatentVariableModel
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -37,7 +37,7 @@ def require_run(run: str | Path) -> Path:
 
 
 def load(run: str | Path, checkpoint: str = "best",
-         device: str | torch.device = "cpu") -> VAE:
+         device: str | torch.device = "cpu") -> LatentVariableModel:
     """Load a trained model from a run directory, in eval mode.
 
     `checkpoint` is "best" (lowest validation loss) or "last". The model has `encode(x)`,
@@ -47,7 +47,7 @@ def load(run: str | Path, checkpoint: str = "best",
 
 
 def load_run(run: str | Path, checkpoint: str = "best",
-             device: str | torch.device = "cpu") -> tuple[VAE, Config]:
+             device: str | torch.device = "cpu") -> tuple[LatentVariableModel, Config]:
     if checkpoint not in CHECKPOINT_NAMES:
         raise RunError(f"checkpoint must be one of {', '.join(CHECKPOINT_NAMES)}, "
                        f"got {checkpoint!r}")

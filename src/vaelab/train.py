@@ -18,6 +18,7 @@ import shutil
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,15 +36,16 @@ from .checkpoint import (
     save_checkpoint,
     write_json,
 )
-from .config import Config, TrainConfig
+from .config import Config, ObjectiveConfig, TrainConfig
 from .data import Datasets, eval_batches, load_dataset
 from .device import pick_device
 from .distributed import World
 from .errors import ConfigError, Interrupted, RunError, TrainingDiverged
-from .models import VAE, build_model
-from .objectives import beta_at, negative_elbo
+from .generative import LatentVariableModel
+from .models import build_model
+from .objectives import beta_at, negative_elbo, negative_iwae
 from .speed import autocast, build_optimizer, maybe_compile, resolve_precision, tune_allocator
-from .trainstate import Generators, Progress, StopSignals, pack, unpack
+from .trainstate import Generators, Progress, StopSignals, WeightAverage, pack, unpack
 from .viz import grid, save_png
 
 LOG_EVERY = 25  # steps between progress-bar updates (each one is a host sync)
@@ -51,7 +53,8 @@ VAL_NOISE_SEED = 1234  # validation draws the same z noise every epoch: comparab
 TERMS = ("loss", "recon", "kl")
 EVAL_BATCH_SIZE = 128  # as small as a training batch: peak memory 60 MB lower than at 1,000
 
-LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor],
+                  dict[str, torch.Tensor]]
 
 
 def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
@@ -65,46 +68,70 @@ def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
     return cfg.lr
 
 
-def make_loss(model: torch.nn.Module, free_bits: float, device: torch.device, precision: str,
-              compile: bool) -> LossFn:
-    """(x, noise, beta) -> negative ELBO terms, under the chosen precision, maybe compiled.
-    beta is a tensor, so a KL warm-up does not recompile the graph at every step."""
-    def loss(x: torch.Tensor, noise: torch.Tensor, beta: torch.Tensor):
+def make_loss(model: torch.nn.Module, objective: ObjectiveConfig, device: torch.device,
+              precision: str, compile: bool) -> LossFn:
+    """(x, noise, y, beta) -> the objective's terms, under the chosen precision, maybe
+    compiled. beta is a tensor, so a KL warm-up does not recompile the graph at every step."""
+    def loss(x: torch.Tensor, noise: torch.Tensor, y: torch.Tensor | None, beta: torch.Tensor):
         with autocast(device, precision):
-            return negative_elbo(model, x, beta, free_bits, noise=noise)
+            if objective.kind == "elbo":
+                return negative_elbo(model, x, beta, objective.free_bits, noise, y)
+            return negative_iwae(model, x, objective.k, beta, noise, y,
+                                 dreg=objective.kind == "iwae-dreg")
     return maybe_compile(loss, compile)
 
 
+@dataclass(frozen=True)
+class UpdateGuard:
+    """Which updates to refuse (as in VDVAE, Child 2021): non-finite ones, and those whose
+    gradient norm exceeds `skip_threshold`; and the norm to clip the rest to."""
+
+    skip_nonfinite: bool = False
+    skip_threshold: float = 0.0
+    grad_clip: float = 0.0
+
+    @classmethod
+    def of(cls, tc: TrainConfig) -> UpdateGuard:
+        return cls(tc.skip_nonfinite, tc.skip_threshold, tc.grad_clip)
+
+    @property
+    def skips(self) -> bool:
+        return self.skip_nonfinite or self.skip_threshold > 0
+
+
 def train_step(loss_fn: LossFn, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-               noise: torch.Tensor, beta: torch.Tensor, share: float = 1.0,
-               skip_nonfinite: bool = False) -> torch.Tensor | None:
+               noise: torch.Tensor, y: torch.Tensor | None, beta: torch.Tensor,
+               share: float = 1.0, guard: UpdateGuard = UpdateGuard()) -> torch.Tensor | None:
     """One update; returns the detached (loss, recon, kl) as a (3,) tensor (no host sync).
 
     `share` scales this process's batch mean so that DDP's average over processes equals
-    the mean over the global batch (1 in a single process). With `skip_nonfinite`, an update
-    whose loss or gradients are not finite is skipped and None returned (as in VDVAE,
-    Child 2021); that check costs one host sync per step."""
-    losses = loss_fn(x, noise, beta)
+    the mean over the global batch (1 in a single process). An update the guard refuses is
+    skipped and None returned; deciding that costs one host sync per step."""
+    losses = loss_fn(x, noise, y, beta)
     optimizer.zero_grad(set_to_none=True)
     (losses["loss"] * share if share != 1.0 else losses["loss"]).backward()
-    if skip_nonfinite:
+    if guard.skips or guard.grad_clip:
         params = [p for group in optimizer.param_groups for p in group["params"]]
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, math.inf)  # measures, clips nothing
-        if not torch.isfinite(losses["loss"].detach() + grad_norm):
-            optimizer.zero_grad(set_to_none=True)
-            return None
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, guard.grad_clip or math.inf)
+        if guard.skips:
+            norm = (losses["loss"].detach() + grad_norm).item()  # inf or nan if either is
+            if not math.isfinite(norm) or (guard.skip_threshold
+                                           and grad_norm.item() > guard.skip_threshold):
+                optimizer.zero_grad(set_to_none=True)
+                return None
     optimizer.step()
     return torch.stack([losses[k].detach() for k in TERMS])
 
 
 @torch.no_grad()
-def eval_step(model: VAE, x: torch.Tensor, beta: float) -> torch.Tensor:
+def eval_step(model: LatentVariableModel, x: torch.Tensor, y: torch.Tensor | None,
+              beta: float) -> torch.Tensor:
     """(loss, recon, kl) for one batch, with the target beta and no free bits."""
-    losses = negative_elbo(model, x, beta)
+    losses = negative_elbo(model, x, beta, y=y if model.conditional else None)
     return torch.stack([losses[k] for k in TERMS])
 
 
-def evaluate_loss(model: VAE, split, beta: float,
+def evaluate_loss(model: LatentVariableModel, split, beta: float,
                   batch_size: int = EVAL_BATCH_SIZE) -> dict[str, float]:
     """Mean negative ELBO terms over a split, in nats per image (one z sample per image)."""
     model.eval()
@@ -112,8 +139,8 @@ def evaluate_loss(model: VAE, split, beta: float,
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(VAL_NOISE_SEED)
         sums = torch.zeros(3, device=device)
-        for x, _ in eval_batches(split, batch_size):
-            sums += eval_step(model, x, beta) * len(x)
+        for x, y in eval_batches(split, batch_size):
+            sums += eval_step(model, x, y, beta) * len(x)
     model.train()
     return dict(zip(TERMS, (sums / len(split)).tolist()))
 
@@ -185,24 +212,29 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
     model = build_model(cfg.model).to(device, memory_format=torch.channels_last)
     optimizer = build_optimizer(tc.optimizer, model.parameters(), tc.lr, tc.weight_decay,
                                 tc.adam_beta2, device)
+    ema = WeightAverage(model, tc.ema)  # what is evaluated, sampled and saved as the model
     generators = Generators.seeded(tc.seed, device)
-    sample_z = torch.randn(tc.sample_grid ** 2, cfg.model.latent_dim,  # same noise every epoch
-                           generator=torch.Generator().manual_seed(tc.seed)).to(device)
+    sample_z, sample_y = _sample_inputs(model, tc, device)  # the same every epoch
     progress = Progress()
     if resuming:
         last = resolve(rundir.checkpoint_dir(run, "last"))
         if last is None:
             raise RunError(f"{run} has no checkpoint to resume from")
-        load_weights(last, model)
-        progress = unpack(load_trainer_state(last), optimizer, generators, device)
+        ema.load(last)
+        state = load_trainer_state(last)
+        progress = unpack(state, optimizer, generators, device)
+        ema.restore(state)
         if progress.batch and not world.main:
             progress.sums.zero_()  # the saved sums are global; rank 0 carries them on
         if world.main:
             _truncate_metrics(run / rundir.METRICS, progress.epoch)
     elif world.main:
         write_json(run / rundir.CONFIG, cfg.to_dict())
-    loss_fn = make_loss(distributed.wrap(model, world, device), cfg.objective.free_bits, device,
+    loss_fn = make_loss(distributed.wrap(model, world, device), cfg.objective, device,
                         precision, tc.compile)
+    guard = UpdateGuard.of(tc)
+    noise_shape = ((cfg.objective.k,) if cfg.objective.kind != "elbo" else ()) \
+        + (model.latent_dim,)
 
     writer = None
     if world.main:
@@ -211,7 +243,7 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
         writer = SummaryWriter(run / rundir.TENSORBOARD, purge_step=progress.epoch + 1)
     n_train = len(data.train)
     steps_per_epoch = math.ceil(n_train / tc.batch_size)
-    log(f"vaelab: training {cfg.model.arch} VAE (latent {cfg.model.latent_dim}, "
+    log(f"vaelab: training {cfg.model.arch} VAE (latent {model.latent_dim}, "
         f"{sum(p.numel() for p in model.parameters()):,} parameters) on {cfg.data.dataset} "
         f"({cfg.data.mode}, {n_train:,} train / {len(val):,} val images) on {device}"
         + (f" x {world.size} processes" if world.distributed else "")
@@ -228,48 +260,49 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
                 progress.perm = torch.randperm(n_train, generator=generators.order)
                 progress.sums = torch.zeros(4, device=device)
             plan = EpochPlan.make(n_train, tc.batch_size, world)
-            source, order = epoch_source(data.train.images, plan, progress.perm,
-                                         tc.batch_size, device)
+            source, labels, order = epoch_source(data.train, plan, progress.perm,
+                                                 tc.batch_size, device)
             bar = tqdm(total=steps_per_epoch, initial=progress.batch, unit="batch",
                        desc=f"epoch {epoch + 1}/{tc.epochs}", leave=False,
                        disable=None if progress_bar else True)
             for b in range(progress.batch, steps_per_epoch):
                 if b % poll_every == 0 and _stop_requested(stop, world):
                     progress.batch = b
-                    _interrupt(run, model, cfg, optimizer, generators, progress, world, stop,
+                    _interrupt(run, ema, cfg, optimizer, generators, progress, world, stop,
                                writer, bar)
-                x, noise = draw_batch(source, order, plan, b, cfg.model.latent_dim,
-                                      data.dynamic_binarization, generators.noise)
+                x, y, noise = draw_batch(source, labels, order, plan, b, noise_shape,
+                                         data.dynamic_binarization, generators.noise)
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(progress.step, steps_per_epoch, tc)
                 beta = beta_at(progress.step, steps_per_epoch, cfg.objective.beta,
                                cfg.objective.warmup_epochs)
                 share = len(x) * world.size / plan.sizes[b]
-                terms = train_step(loss_fn, optimizer, x, noise,
-                                   torch.tensor(beta, device=device), share, tc.skip_nonfinite)
+                terms = train_step(loss_fn, optimizer, x, noise, y if model.conditional else None,
+                                   torch.tensor(beta, device=device), share, guard)
                 progress.step += 1
                 bar.update()
-                if terms is None:  # a skipped non-finite update (--skip-nonfinite)
+                if terms is None:  # a skipped update (--skip-nonfinite, skip_threshold)
                     progress.sums[3] += len(x)
                     continue
+                ema.update()
                 progress.sums[:3] += terms * len(x)
                 if progress.step % LOG_EVERY == 0:
                     loss = world.all_reduce(terms[:1].clone()).item() / world.size
                     _check_finite(loss, epoch, run)
                     bar.set_postfix(loss=f"{loss:.2f}")
             bar.close()
-            del source, order
+            del source, labels, order
             train_seconds = time.perf_counter() - epoch_start
             sums = world.all_reduce(progress.sums.clone())  # (loss, recon, kl, images skipped)
             skipped = round(sums[3].item())
             if skipped == n_train:
-                raise TrainingDiverged(f"every update of epoch {epoch + 1} was non-finite and "
-                                       f"skipped; try a lower --lr")
+                raise TrainingDiverged(f"every update of epoch {epoch + 1} was skipped (non-finite"
+                                       f" or above train.skip_threshold); try a lower --lr")
             train_means = dict(zip(TERMS, (sums[:3] / (n_train - skipped)).tolist()))
             _check_finite(train_means["loss"], epoch, run)
             # Model selection uses the validation loss, or the training loss without one.
             # Every rank evaluates (same weights, same noise), so all reach the same decisions.
-            val_means = evaluate_loss(model, val, cfg.objective.beta) if len(val) else {}
+            val_means = evaluate_loss(ema.model, val, cfg.objective.beta) if len(val) else {}
             selection = val_means.get("loss", train_means["loss"])
             _check_finite(selection, epoch, run)
             progress.epoch, progress.batch = epoch + 1, 0
@@ -280,27 +313,31 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
                       **{f"train_{k}": v for k, v in train_means.items()},
                       **{f"val_{k}": v for k, v in val_means.items()},
                       "lr": optimizer.param_groups[0]["lr"], "beta": beta,
-                      **({"skipped_images": skipped} if tc.skip_nonfinite else {}),
+                      **({"skipped_images": skipped} if guard.skips else {}),
                       "epoch_seconds": round(train_seconds, 3),
                       "images_per_second": round(
                           (n_train - first_batch * tc.batch_size) / train_seconds, 1)}
             if world.main:
-                samples = _write_epoch(run, model, sample_z, tc.sample_grid, record, writer)
-                state = pack(optimizer, generators, progress)
-                save_checkpoint(rundir.checkpoint_dir(run, "last"), model, cfg, state)
+                samples = _write_epoch(run, ema.model, sample_z, sample_y, tc.sample_grid, record,
+                                       writer)
+                state = {**pack(optimizer, generators, progress), **ema.state()}
+                save_checkpoint(rundir.checkpoint_dir(run, "last"), ema.model, cfg, state,
+                                ema.online_weights())
                 if improved:
-                    save_checkpoint(rundir.checkpoint_dir(run, "best"), model, cfg, state)
+                    save_checkpoint(rundir.checkpoint_dir(run, "best"), ema.model, cfg, state,
+                                    ema.online_weights())
                 log(f"epoch {epoch + 1:3d}/{tc.epochs}  {_terms('train', train_means)}  "
                     f"{_terms('val', val_means) if val_means else 'no validation set'}  "
                     f"{train_seconds:5.1f}s {record['images_per_second']:,.0f} img/s"
-                    + (f"  skipped {skipped} non-finite images" if skipped else "")
+                    + (f"  skipped {skipped} images" if skipped else "")
                     + ("  *best" if improved else "") + f"  {samples.name}")
             if _stop_requested(stop, world):
-                _interrupt(run, model, cfg, optimizer, generators, progress, world, stop,
+                _interrupt(run, ema, cfg, optimizer, generators, progress, world, stop,
                            writer, None)
     if world.main:
         writer.close()
-        _summarize(run, cfg, model, data, device, progress, time.perf_counter() - started, log)
+        _summarize(run, cfg, ema.model, data, device, progress, time.perf_counter() - started,
+                   log)
     return run
 
 
@@ -325,14 +362,15 @@ def _stop_requested(stop: StopSignals, world: World) -> bool:
     return world.all_reduce(flag).item() > 0
 
 
-def _interrupt(run, model, cfg, optimizer, generators, progress, world, stop, writer, bar):
+def _interrupt(run, ema, cfg, optimizer, generators, progress, world, stop, writer, bar):
     if bar is not None:
         bar.close()
     if progress.batch:
         progress.sums = world.all_reduce(progress.sums)  # the checkpoint holds global sums
     if world.main:
-        save_checkpoint(rundir.checkpoint_dir(run, "last"), model, cfg,
-                        pack(optimizer, generators, progress))
+        save_checkpoint(rundir.checkpoint_dir(run, "last"), ema.model, cfg,
+                        {**pack(optimizer, generators, progress), **ema.state()},
+                        ema.online_weights())
         writer.close()
     signum = stop.received or signal.SIGTERM  # another process may have received it
     where = f"epoch {progress.epoch + 1}, after batch {progress.batch}" if progress.batch \
@@ -342,11 +380,22 @@ def _interrupt(run, model, cfg, optimizer, generators, progress, world, stop, wr
                       f"vaelab train --resume {run}", exit_code=128 + signum)
 
 
-def _write_epoch(run: Path, model: VAE, sample_z: torch.Tensor, side: int,
-                 record: dict[str, Any], writer) -> Path:
+def _sample_inputs(model: LatentVariableModel, tc: TrainConfig,
+                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Codes for the per-epoch sample grid, and for a conditional model one class per row."""
+    count = tc.sample_grid ** 2
+    z = torch.randn(count, model.latent_dim, generator=torch.Generator().manual_seed(tc.seed))
+    y = (torch.arange(count) // tc.sample_grid) % model.num_classes if model.conditional \
+        else None
+    return z.to(device), (y.to(device) if y is not None else None)
+
+
+def _write_epoch(run: Path, model: LatentVariableModel, sample_z: torch.Tensor,
+                 sample_y: torch.Tensor | None, side: int, record: dict[str, Any],
+                 writer) -> Path:
     """Append the epoch's metrics (JSON lines, TensorBoard) and save its sample grid."""
     try:
-        return _write_epoch_files(run, model, sample_z, side, record, writer)
+        return _write_epoch_files(run, model, sample_z, sample_y, side, record, writer)
     except OSError as e:
         last = resolve(rundir.checkpoint_dir(run, "last"))
         raise RunError(f"cannot write to the run directory {run}: {e.strerror or e} "
@@ -355,8 +404,9 @@ def _write_epoch(run: Path, model: VAE, sample_z: torch.Tensor, side: int,
                           "no checkpoint was saved")) from None
 
 
-def _write_epoch_files(run: Path, model: VAE, sample_z: torch.Tensor, side: int,
-                       record: dict[str, Any], writer) -> Path:
+def _write_epoch_files(run: Path, model: LatentVariableModel, sample_z: torch.Tensor,
+                       sample_y: torch.Tensor | None, side: int, record: dict[str, Any],
+                       writer) -> Path:
     with (run / rundir.METRICS).open("a") as f:
         f.write(json.dumps(record) + "\n")
     epoch = record["epoch"]
@@ -368,7 +418,7 @@ def _write_epoch_files(run: Path, model: VAE, sample_z: torch.Tensor, side: int,
     writer.add_scalar("speed/epoch_seconds", record["epoch_seconds"], epoch)
     model.eval()
     with torch.no_grad():
-        pixels = grid(model.decoder.images(sample_z), ncol=side)
+        pixels = grid(model.images(sample_z, sample_y), ncol=side)
     model.train()
     writer.add_image("samples", pixels, epoch, dataformats="HW")
     writer.flush()
@@ -384,7 +434,7 @@ def _truncate_metrics(path: Path, epochs_done: int) -> None:
     path.write_text("".join(line + "\n" for line in lines))
 
 
-def _summarize(run: Path, cfg: Config, model: VAE, data: Datasets, device,
+def _summarize(run: Path, cfg: Config, model: LatentVariableModel, data: Datasets, device,
                progress: Progress, seconds: float, log) -> None:
     """Report the best checkpoint's test loss once, at the end (never used for selection)."""
     best_dir = resolve(rundir.checkpoint_dir(run, "best"))

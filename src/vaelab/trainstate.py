@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from .checkpoint import ONLINE, load_weights
 from .errors import RunError
 
 
@@ -39,6 +41,42 @@ class Generators:
     def seeded(cls, seed: int, device: torch.device) -> Generators:
         return cls(torch.Generator().manual_seed(seed + 1),
                    torch.Generator(device=device).manual_seed(seed + 2))
+
+
+class WeightAverage:
+    """The model that is evaluated, sampled and saved as `model.safetensors`: an exponential
+    moving average of the trained weights (Polyak averaging, as VDVAE and NVAE evaluate), or
+    the trained model itself when `decay` is 0. With an average, the trained ("online")
+    weights are saved beside it, so a resumed run continues both exactly."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.online = model
+        self.averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay),
+                                      use_buffers=True) if decay else None
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.averaged.module if self.averaged is not None else self.online
+
+    def update(self) -> None:
+        if self.averaged is not None:
+            self.averaged.update_parameters(self.online)
+
+    def online_weights(self) -> torch.nn.Module | None:
+        return self.online if self.averaged is not None else None
+
+    def state(self) -> dict[str, Any]:
+        return {"ema_updates": int(self.averaged.n_averaged)} if self.averaged is not None \
+            else {}
+
+    def load(self, folder) -> None:
+        load_weights(folder, self.model)
+        if self.averaged is not None:
+            load_weights(folder, self.online, ONLINE)
+
+    def restore(self, state: dict[str, Any]) -> None:
+        if self.averaged is not None:
+            self.averaged.n_averaged.fill_(state.get("ema_updates", 0))
 
 
 class StopSignals:

@@ -1,0 +1,92 @@
+"""What every vaelab model shares (`LatentVariableModel`), whatever its layers:
+
+- `encode(x, y)` -> posterior (mu, logvar) of the latent code, (N, latent_dim) each, in a
+  space where the prior is N(0, I) for the standard-normal and hierarchical models;
+- `decode(z, y)` -> logits (Bernoulli) or means (Gaussian); `images(z, y)` -> [0, 1];
+- `sample(n, label=...)`, `reconstruct(x, y)`;
+- for the objectives: `infer(x, y)` -> a list of per-image tensors (computed once per
+  image), and `generate(features, noise, y)` -> {"out", "kl_units" (B, U), "log_ratio" (B,)},
+  where log_ratio = log p(z) - log q(z | x) at the sampled z.
+
+Conditional models take class labels `y`: (N,) integers, or (N, C) rows of class weights
+(one-hot, or a blend of two classes when interpolating between them).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def one_hot(y: torch.Tensor | None, num_classes: int, dtype: torch.dtype) -> torch.Tensor:
+    """Integer labels (N,) -> one-hot rows (N, C); rows given already (N, C) pass through."""
+    if y is None:
+        raise ValueError("this model is conditional: pass the class labels y")
+    return F.one_hot(y, num_classes).to(dtype) if y.dim() == 1 else y.to(dtype)
+
+
+class LatentVariableModel(nn.Module):
+    """What every vaelab model shares: sampling, images and reconstructions, built on
+    `encode`, `decode`, `infer` and `generate`, which each model defines."""
+
+    latent_dim: int
+    num_classes: int  # 0 for an unconditional model
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes > 0
+
+    def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None,
+                y: torch.Tensor | None = None, k: int = 1,
+                detach_posterior: bool = False) -> dict[str, torch.Tensor]:
+        """One pass with the reparameterization trick, K samples per image (rows image-major:
+        image 0's K samples first). `noise` (B * K, latent_dim) is the standard normal draw,
+        drawn here when not given. The encoder runs once per image."""
+        features = self.infer(x, y)
+        if k > 1:
+            features = [f.repeat_interleave(k, dim=0) for f in features]
+            y = y.repeat_interleave(k, dim=0) if y is not None else None
+        if noise is None:
+            noise = torch.randn(len(x) * k, self.latent_dim, device=x.device)
+        return self.generate(features, noise, y, detach_posterior)
+
+    def images(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Codes (N, D) -> mean images (N, 1, 28, 28) in [0, 1]."""
+        return self.likelihood.mean(self.decode(z, y))
+
+    def prior_codes(self, n: int, temperature: float = 1.0,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+        """n codes drawn from the prior, their spread scaled by `temperature`."""
+        device = next(self.parameters()).device
+        return temperature * torch.randn(n, self.latent_dim, generator=generator,
+                                         device=device)
+
+    @torch.no_grad()
+    def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None,
+               label: int | torch.Tensor | None = None) -> torch.Tensor:
+        """Decoded mean images (n, 1, 28, 28) of codes from the prior. A conditional model
+        needs `label`: one class for all n, or (n,) labels."""
+        z = self.prior_codes(n, temperature, generator)
+        return self.images(z, self.labels_for(n, label, z.device))
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Decode the posterior mean of each image: (N, 1, 28, 28) -> (N, 1, 28, 28) in [0, 1]."""
+        mu, _ = self.encode(x, y)
+        return self.images(mu, y)
+
+    def labels_for(self, n: int, label: int | torch.Tensor | None,
+                   device: torch.device) -> torch.Tensor | None:
+        """(n,) labels for a conditional model, None for an unconditional one."""
+        if not self.conditional:
+            if label is not None:
+                raise ValueError("this model is not conditional: it takes no label")
+            return None
+        if label is None:
+            raise ValueError("this model is conditional: pass label=<class>")
+        if isinstance(label, torch.Tensor) and label.dim() > 0:
+            return label.to(device)
+        return torch.full((n,), int(label), dtype=torch.long, device=device)
+
+

@@ -1,0 +1,110 @@
+"""Priors p(z) of the one-stochastic-layer VAE: the standard normal, a learned mixture of
+Gaussians, and the VampPrior (Tomczak & Welling 2018), a mixture of the encoder's own
+posteriors at learned pseudo-inputs.
+
+Every prior gives `log_prob(z, encoder)` (B, D) -> (B,) nats and `sample(n, encoder, ...)`;
+only the standard normal has an analytic KL against a Gaussian posterior, so the others
+estimate the KL from the posterior sample (one-sample Monte Carlo, as in the VampPrior
+paper). The encoder is passed in, not stored, so its weights are saved only once.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .likelihoods import LOG_2PI
+
+PSEUDO_INPUT_INIT = (-2.0, 0.5)  # logits of the pseudo-inputs: mean, std (pixels ~0.12)
+
+
+def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, diag(exp(logvar))) summed over the last dimension."""
+    return -0.5 * (LOG_2PI + logvar + (z - mu).square() * torch.exp(-logvar)).sum(-1)
+
+
+def _mixture_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+                      log_weights: torch.Tensor) -> torch.Tensor:
+    """log sum_k pi_k N(z; mu_k, var_k): z (B, D), components (K, D), weights (K,) -> (B,)."""
+    per_component = log_normal(z[:, None, :], mu[None], logvar[None])  # (B, K)
+    return torch.logsumexp(per_component + log_weights, dim=1)
+
+
+def _mixture_sample(n: int, mu: torch.Tensor, logvar: torch.Tensor, log_weights: torch.Tensor,
+                    temperature: float, generator: torch.Generator | None) -> torch.Tensor:
+    index = torch.multinomial(log_weights.softmax(0), n, replacement=True, generator=generator)
+    eps = torch.randn(n, mu.shape[1], generator=generator, device=mu.device)
+    return mu[index] + temperature * torch.exp(0.5 * logvar[index]) * eps
+
+
+class StandardNormal(nn.Module):
+    """p(z) = N(0, I)."""
+
+    analytic_kl = True
+
+    def __init__(self, latent_dim: int):
+        super().__init__()
+        self.latent_dim = latent_dim
+
+    def log_prob(self, z: torch.Tensor, encoder: nn.Module | None = None) -> torch.Tensor:
+        return -0.5 * (LOG_2PI + z.square()).sum(-1)
+
+    def sample(self, n: int, encoder: nn.Module | None = None, temperature: float = 1.0,
+               generator: torch.Generator | None = None,
+               device: torch.device | str = "cpu") -> torch.Tensor:
+        return temperature * torch.randn(n, self.latent_dim, generator=generator, device=device)
+
+
+class MixturePrior(nn.Module):
+    """p(z) = sum_k pi_k N(mu_k, diag(var_k)) with learned means, variances and weights.
+    The means start spread out like draws from N(0, I), so the components differ at once."""
+
+    analytic_kl = False
+
+    def __init__(self, latent_dim: int, components: int):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.mu = nn.Parameter(torch.randn(components, latent_dim))
+        self.logvar = nn.Parameter(torch.zeros(components, latent_dim))
+        self.logits = nn.Parameter(torch.zeros(components))
+
+    def log_prob(self, z: torch.Tensor, encoder: nn.Module | None = None) -> torch.Tensor:
+        return _mixture_log_prob(z, self.mu.float(), self.logvar.float(),
+                                 self.logits.float().log_softmax(0))
+
+    def sample(self, n: int, encoder: nn.Module | None = None, temperature: float = 1.0,
+               generator: torch.Generator | None = None,
+               device: torch.device | str = "cpu") -> torch.Tensor:
+        return _mixture_sample(n, self.mu, self.logvar, self.logits.log_softmax(0),
+                               temperature, generator)
+
+
+class VampPrior(nn.Module):
+    """p(z) = 1/K sum_k q(z | u_k): the encoder's posteriors at K learned pseudo-inputs u_k,
+    images in [0, 1] kept there by a sigmoid (Tomczak & Welling 2018, eq. 9)."""
+
+    analytic_kl = False
+
+    def __init__(self, latent_dim: int, components: int, side: int):
+        super().__init__()
+        self.latent_dim = latent_dim
+        mean, std = PSEUDO_INPUT_INIT
+        self.pseudo_logits = nn.Parameter(mean + std * torch.randn(components, 1, side, side))
+
+    def components(self, encoder: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        """The K posterior Gaussians at the pseudo-inputs: (K, D) means and log-variances."""
+        return encoder(torch.sigmoid(self.pseudo_logits))
+
+    def log_prob(self, z: torch.Tensor, encoder: nn.Module) -> torch.Tensor:
+        mu, logvar = self.components(encoder)
+        uniform = torch.full((len(mu),), -math.log(len(mu)), device=z.device)
+        return _mixture_log_prob(z, mu, logvar, uniform)
+
+    def sample(self, n: int, encoder: nn.Module, temperature: float = 1.0,
+               generator: torch.Generator | None = None,
+               device: torch.device | str = "cpu") -> torch.Tensor:
+        mu, logvar = self.components(encoder)
+        uniform = torch.zeros(len(mu), device=mu.device)
+        return _mixture_sample(n, mu, logvar, uniform, temperature, generator)
