@@ -100,6 +100,20 @@ def interrupt_at(monkeypatch, batch_calls: int):
     monkeypatch.setattr(train_module, "draw_batch", wrapped)
 
 
+RESUME_VARIANTS = {
+    "mlp": {},
+    "conv": {"model.arch": "conv", "model.channels": [4, 8], "model.dense": 16},
+    "hvae-iwae-ema": {"model.arch": "hvae", "model.layers": 2, "model.width": 32,
+                      "objective.kind": "iwae", "objective.k": 3, "train.ema": 0.9,
+                      "train.grad_clip": 100.0, "train.skip_threshold": 1e4,
+                      "train.nll_every": 2, "train.nll_k": 4, "train.nll_images": 50},
+    "cvae-mog": {"model.arch": "cvae", "model.channels": [4, 8], "model.dense": 16,
+                 "model.prior": "mog", "model.prior_components": 5},
+    "vamp-dreg": {"model.prior": "vamp", "model.prior_components": 5,
+                  "objective.kind": "iwae-dreg", "objective.k": 2},
+}
+
+
 class TestResume:
     # 2,000 images / batch 100 = 20 batches per epoch; 3 epochs; cosine schedule and
     # warm-up make the result depend on the step count too.
@@ -110,12 +124,15 @@ class TestResume:
 
     # The signal lands while batch `batch_calls` is drawn; the loop stops at the next
     # boundary: the end of epoch 1 (20 batches), or after batch 7 of epoch 3.
-    @pytest.mark.parametrize("batch_calls, where", [(20, "at the end of epoch 1"),
-                                                    (47, "at epoch 3, after batch 7")])
-    @pytest.mark.parametrize("arch", ["mlp", "conv"])
+    @pytest.mark.parametrize("variant, batch_calls, where", [
+        ("mlp", 20, "at the end of epoch 1"), ("mlp", 47, "at epoch 3, after batch 7"),
+        ("conv", 20, "at the end of epoch 1"), ("conv", 47, "at epoch 3, after batch 7"),
+        ("hvae-iwae-ema", 47, "at epoch 3, after batch 7"),
+        ("cvae-mog", 47, "at epoch 3, after batch 7"),
+        ("vamp-dreg", 47, "at epoch 3, after batch 7")])
     def test_interrupted_then_resumed_is_bitwise_equal(self, cfg, tmp_path, data_dir,
-                                                      monkeypatch, batch_calls, where, arch):
-        cfg = cfg.replace({"model.arch": arch, "model.channels": [4, 8], "model.dense": 16})
+                                                      monkeypatch, batch_calls, where, variant):
+        cfg = cfg.replace(RESUME_VARIANTS[variant])
         reference = train(cfg, out=tmp_path / "straight", data_dir=data_dir, log=quiet,
                           progress_bar=False)
         run = tmp_path / "interrupted"

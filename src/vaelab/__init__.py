@@ -3,12 +3,15 @@
     import vaelab
     model = vaelab.load("runs/my-run")           # trained VAE, eval mode, on the CPU
     images = model.sample(16)                    # (16, 1, 28, 28) in [0, 1]
+    sevens = cvae.sample(16, label=7)            # a conditional run draws the asked class
 """
 
 from .config import Config, DataConfig, ModelConfig, ObjectiveConfig, TrainConfig
 from .data import DATASETS, load_dataset
 from .errors import VaelabError
 from .export import export, load_decoder, load_encoder
+from .generative import LatentVariableModel
+from .hvae import HierarchicalVAE
 from .models import VAE, build_model
 from .rundir import load
 from .train import train
@@ -19,5 +22,5 @@ datasets = DATASETS
 __all__ = [
     "Config", "DataConfig", "ModelConfig", "ObjectiveConfig", "TrainConfig", "DATASETS",
     "datasets", "load_dataset", "VaelabError", "export", "load_decoder", "load_encoder",
-    "VAE", "build_model", "load", "train", "__version__",
+    "VAE", "HierarchicalVAE", "LatentVariableModel", "build_model", "load", "train", "__version__",
 ]

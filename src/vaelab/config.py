@@ -158,6 +158,9 @@ class TrainConfig:
     skip_threshold: float = 0.0  # also skip updates whose gradient norm exceeds this (0: off)
     grad_clip: float = 0.0  # clip the gradient norm to this (0: off)
     ema: float = 0.0  # decay of an exponential moving average of the weights (0: off)
+    nll_every: int = 0  # epochs between importance-sampled test NLL estimates (0: never)
+    nll_k: int = 100  # importance samples per image of those estimates
+    nll_images: int = 1000  # test images they use (reported only, never used for selection)
     sample_grid: int = 10  # side of the per-epoch sample grid (samples/epoch_NNN.png)
 
     def __post_init__(self):
@@ -176,6 +179,10 @@ class TrainConfig:
                  f"train.skip_threshold must be >= 0, got {self.skip_threshold}")
         _require(self.grad_clip >= 0, f"train.grad_clip must be >= 0, got {self.grad_clip}")
         _require(0 <= self.ema < 1, f"train.ema must be in [0, 1), got {self.ema}")
+        _require(self.nll_every >= 0, f"train.nll_every must be >= 0, got {self.nll_every}")
+        _require(self.nll_k >= 1, f"train.nll_k must be >= 1, got {self.nll_k}")
+        _require(self.nll_images >= 1,
+                 f"train.nll_images must be >= 1, got {self.nll_images}")
         _require(1 <= self.sample_grid <= 32,
                  f"train.sample_grid must be between 1 and 32, got {self.sample_grid}")
 

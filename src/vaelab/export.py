@@ -20,6 +20,10 @@ PARTS = ("encoder", "decoder")
 def export(run: str | Path, out: str | Path, checkpoint: str = "best") -> Path:
     """Write `out/encoder/` and `out/decoder/` from a run's checkpoint; return `out`."""
     model, config = load_run(run, checkpoint)
+    if not all(hasattr(model, part) for part in PARTS):
+        raise RunError(f"{run} is a {config.model.arch} model, whose encoder and decoder share "
+                       f"the top-down path: it cannot be split into parts; load the whole "
+                       f"model with vaelab.load({str(run)!r})")
     out = Path(out)
     for part in PARTS:
         folder = out / part

@@ -42,6 +42,7 @@ from .device import pick_device
 from .distributed import World
 from .errors import ConfigError, Interrupted, RunError, TrainingDiverged
 from .generative import LatentVariableModel
+from .iwae import iwae_bound
 from .models import build_model
 from .objectives import beta_at, negative_elbo, negative_iwae
 from .speed import autocast, build_optimizer, maybe_compile, resolve_precision, tune_allocator
@@ -305,6 +306,8 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
             val_means = evaluate_loss(ema.model, val, cfg.objective.beta) if len(val) else {}
             selection = val_means.get("loss", train_means["loss"])
             _check_finite(selection, epoch, run)
+            nll = _test_nll(ema.model, data.test, tc, device) \
+                if world.main and _nll_due(tc, epoch) else None
             progress.epoch, progress.batch = epoch + 1, 0
             improved = selection < progress.best_val
             if improved:
@@ -312,6 +315,7 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
             record = {"epoch": epoch + 1, "step": progress.step,
                       **{f"train_{k}": v for k, v in train_means.items()},
                       **{f"val_{k}": v for k, v in val_means.items()},
+                      **({"test_nll": nll, "test_nll_k": tc.nll_k} if nll is not None else {}),
                       "lr": optimizer.param_groups[0]["lr"], "beta": beta,
                       **({"skipped_images": skipped} if guard.skips else {}),
                       "epoch_seconds": round(train_seconds, 3),
@@ -330,6 +334,7 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
                     f"{_terms('val', val_means) if val_means else 'no validation set'}  "
                     f"{train_seconds:5.1f}s {record['images_per_second']:,.0f} img/s"
                     + (f"  skipped {skipped} images" if skipped else "")
+                    + (f"  test NLL {nll:.2f} (K={tc.nll_k})" if nll is not None else "")
                     + ("  *best" if improved else "") + f"  {samples.name}")
             if _stop_requested(stop, world):
                 _interrupt(run, ema, cfg, optimizer, generators, progress, world, stop,
@@ -339,6 +344,24 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
         _summarize(run, cfg, ema.model, data, device, progress, time.perf_counter() - started,
                    log)
     return run
+
+
+def _nll_due(tc: TrainConfig, epoch: int) -> bool:
+    return tc.nll_every > 0 and ((epoch + 1) % tc.nll_every == 0 or epoch + 1 == tc.epochs)
+
+
+def _test_nll(model: LatentVariableModel, test, tc: TrainConfig, device) -> float:
+    """-L_K on the first `nll_images` test images: the NLL-vs-training-time curve. Reported
+    only; model selection never sees the test set."""
+    model.eval()
+    generator = torch.Generator(device=device).manual_seed(VAL_NOISE_SEED)
+    total = 0.0
+    subset = type(test)(test.images[:tc.nll_images], test.labels[:tc.nll_images])
+    for x, y in eval_batches(subset, EVAL_BATCH_SIZE):
+        x, y = x.to(device), y.to(device) if model.conditional else None
+        total += -iwae_bound(model, x, tc.nll_k, generator, y=y).sum().item()
+    model.train()
+    return total / len(subset)
 
 
 def _terms(name: str, means: dict[str, float]) -> str:
