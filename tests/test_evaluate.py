@@ -223,7 +223,8 @@ def test_evaluate_and_compare(trained_run, trained_run_2d, data_dir, tmp_path, m
     capsys.readouterr()
     assert main(["compare", str(trained_run), str(trained_run_2d)]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].startswith("| run | data | test -ELBO | NLL |") and len(table) == 4
+    assert table[0].startswith("| run | data | beta | test -ELBO | rate | distortion | NLL |")
+    assert len(table) == 4
     assert table[2].split("|")[2].strip() == "binarized"
     from vaelab.evaluate import data_mode
 

@@ -63,6 +63,7 @@ def accuracy(model: Classifier, images: torch.Tensor, labels: torch.Tensor) -> f
     return float(correct) / len(images)
 
 
+@torch.enable_grad()  # also when called under no_grad (evaluate's first, uncached use)
 def train_classifier(dataset: str = "mnist", data_dir=None, epochs: int = EPOCHS,
                      seed: int = 0, limit: int = 0, log=print) -> tuple[Classifier, float]:
     """Train on the grayscale training images (Adam from 1e-3, x0.6 per epoch, batch 128);

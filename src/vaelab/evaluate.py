@@ -4,6 +4,8 @@
 - importance-sampled NLL (IWAE bound, Burda et al. 2016) with its standard error;
 - FID, classifier score and class histogram in the feature space of vaelab's MNIST
   classifier (see `classifier.py`; not comparable with Inception-FID numbers);
+- for conditional models, how often that classifier sees the class the sampler was asked
+  for (conditional accuracy, as in the CVAE evaluations of Sohn et al. 2015);
 - latent quality: active units, linear-probe and k-NN accuracy from the latent means.
 """
 
@@ -17,12 +19,12 @@ from typing import Any
 
 import torch
 
-from .checkpoint import write_json
+from .checkpoint import CONFIG, read_config, write_json
 from .classifier import features_and_probs, load_classifier
 from .config import Config
 from .data import PIXELS, Datasets, Split, eval_batches, load_split, to_float
 from .errors import RunError
-from .explore import encode_split
+from .explore import balanced_labels, encode_split, labels_if_conditional
 from .fid import classifier_score, frechet_distance
 from .generative import LatentVariableModel
 from .iwae import iwae_bound
@@ -34,6 +36,7 @@ BATCH = 1000
 FID_NOTE = ("FID and classifier score use vaelab's own MNIST-family classifier (128-D "
             "features), between model mean images and grayscale test images: comparable "
             "between vaelab runs, not with Inception-FID numbers from papers")
+CONDITIONAL_PER_CLASS = 1000  # samples of each class for the conditional accuracy
 ACTIVE_THRESHOLD = 0.01  # Burda et al. (2016), sec. 5.2: Cov_x(E_q[u]) > 0.01
 PROBE_TRAIN = 10_000  # training images whose latent means fit the probes
 
@@ -54,8 +57,9 @@ def nll(model: LatentVariableModel, split, k: int, seed: int, batch_size: int = 
     generator = torch.Generator(device=device).manual_seed(seed)
     values = []
     started = time.perf_counter()
-    for x, _ in eval_batches(split, batch_size):
-        values.append(-iwae_bound(model, x.to(device), k, generator, bf16=bf16).cpu())
+    for x, y in eval_batches(split, batch_size):
+        values.append(-iwae_bound(model, x.to(device), k, generator, bf16=bf16,
+                                  y=labels_if_conditional(model, y)).cpu())
     per_image = torch.cat(values)  # (N,) float64
     return {"nll": per_image.mean().item(),
             "nll_stderr": (per_image.std() / math.sqrt(len(per_image))).item(),
@@ -90,11 +94,15 @@ def latent_quality(model: LatentVariableModel, data: Datasets, seed: int) -> dic
 def sample_quality(model: LatentVariableModel, cfg: Config, data_dir, seed: int,
                    n: int = FID_SAMPLES, log=print) -> dict[str, Any]:
     """FID of n samples against the grayscale test images, the train-vs-test floor, the
-    classifier score and the samples' class histogram, all with vaelab's classifier."""
+    classifier score and the samples' class histogram, all with vaelab's classifier.
+    A conditional model draws a balanced mix of classes, as the test set is."""
     classifier, info = load_classifier(cfg.data.dataset, data_dir, log=log)
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
-    samples = torch.cat([model.sample(min(BATCH, n - i), generator=generator).cpu()
+    labels = balanced_labels(model, n)  # (n,) cycling 0..C-1, or None
+    samples = torch.cat([model.sample(min(BATCH, n - i), generator=generator,
+                                      label=None if labels is None else labels[i:i + BATCH]
+                                      ).cpu()
                          for i in range(0, n, BATCH)])  # mean images (N, 1, 28, 28)
     test, _ = load_split(cfg.data.dataset, "test", data_dir)
     train, _ = load_split(cfg.data.dataset, "train", data_dir)
@@ -110,6 +118,27 @@ def sample_quality(model: LatentVariableModel, cfg: Config, data_dir, seed: int,
             "fid_samples": n, "classifier_test_accuracy": info["test_accuracy"],
             "sample_class_histogram": counts.tolist(),
             "fid_note": FID_NOTE}
+
+
+@torch.no_grad()
+def conditional_accuracy(model: LatentVariableModel, classifier: torch.nn.Module,
+                         per_class: int = CONDITIONAL_PER_CLASS,
+                         seed: int = 0) -> dict[str, Any]:
+    """Draw `per_class` samples of each class from a conditional model and classify them
+    with vaelab's classifier: the fraction whose predicted class is the one asked for,
+    overall and per class. A sampler that ignored its label would score about 1 / C."""
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    correct = []
+    for label in range(model.num_classes):
+        samples = torch.cat([model.sample(min(BATCH, per_class - i), generator=generator,
+                                          label=label).cpu()
+                             for i in range(0, per_class, BATCH)])  # (per_class, 1, 28, 28)
+        _, probs = features_and_probs(classifier, samples)  # (per_class, C)
+        correct.append((probs.argmax(1) == label).double().mean().item())
+    return {"conditional_accuracy": sum(correct) / len(correct),
+            "conditional_accuracy_per_class": correct,
+            "conditional_samples_per_class": per_class}
 
 
 def evaluate(model: LatentVariableModel, cfg: Config, data: Datasets, k: int = 1000, seed: int = 0,
@@ -130,6 +159,10 @@ def evaluate(model: LatentVariableModel, cfg: Config, data: Datasets, k: int = 1
     if fid:
         log("sample quality: FID and classifier score ...")
         results.update(sample_quality(model, cfg, data_dir, seed, log=log))
+        if model.conditional:
+            log(f"conditional accuracy: {CONDITIONAL_PER_CLASS:,} samples per class ...")
+            classifier, _ = load_classifier(cfg.data.dataset, data_dir, log=log)
+            results.update(conditional_accuracy(model, classifier, seed=seed))
     return results
 
 
@@ -140,7 +173,8 @@ def write(run: Path, results: dict[str, Any]) -> Path:
 
 
 COMPARE_COLUMNS = [  # (eval.json key, column title, format)
-    ("test_neg_elbo", "test -ELBO", "{:.2f}"), ("nll", "NLL", "{:.2f}"),
+    ("test_neg_elbo", "test -ELBO", "{:.2f}"), ("test_kl", "rate", "{:.2f}"),
+    ("test_recon", "distortion", "{:.2f}"), ("nll", "NLL", "{:.2f}"),
     ("nll_k", "K", "{}"), ("fid", "FID", "{:.2f}"), ("classifier_score", "class. score",
                                                     "{:.2f}"),
     ("active_units", "active units", "{}"), ("linear_probe_accuracy", "linear probe",
@@ -155,19 +189,31 @@ def data_mode(results: dict[str, Any]) -> str:
     return "grayscale" if "grayscale" in results.get("protocol", "") else "binarized"
 
 
+def read_evaluation(run: Path) -> tuple[dict[str, Any], Config]:
+    """A run's eval.json and its config.json (for beta and the data protocol)."""
+    path = Path(run) / EVAL
+    try:
+        results = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunError(f"{run} has no {EVAL}: run vaelab evaluate {run} first") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RunError(f"{path}: unreadable ({e})") from None
+    if not isinstance(results, dict):
+        raise RunError(f"{path}: expected a JSON object of results")
+    if not (Path(run) / CONFIG).is_file():
+        raise RunError(f"{run} has no {CONFIG}: not a vaelab run directory")
+    return results, read_config(Path(run))
+
+
 def compare(runs: list[Path]) -> str:
-    """One Markdown table of the evaluations of several runs (nats per image)."""
-    header = ["run", "data", *[title for _, title, _ in COMPARE_COLUMNS]]
+    """One Markdown table of the evaluations of several runs (nats per image). Rate and
+    distortion are the test KL and reconstruction terms (Alemi et al. 2018); beta is the
+    KL weight each run was trained with."""
+    header = ["run", "data", "beta", *[title for _, title, _ in COMPARE_COLUMNS]]
     rows = []
     for run in runs:
-        path = Path(run) / EVAL
-        try:
-            results = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise RunError(f"{run} has no {EVAL}: run vaelab evaluate {run} first") from None
-        except (OSError, json.JSONDecodeError) as e:
-            raise RunError(f"{path}: unreadable ({e})") from None
-        rows.append([Path(run).name, data_mode(results),
+        results, cfg = read_evaluation(run)
+        rows.append([Path(run).name, data_mode(results), f"{cfg.objective.beta:g}",
                      *[fmt.format(results[key]) if key in results
                                              else "-" for key, _, fmt in COMPARE_COLUMNS]])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -175,12 +221,47 @@ def compare(runs: list[Path]) -> str:
     return "\n".join(lines)
 
 
+def rate_distortion_points(runs: list[Path]) -> list[dict[str, Any]]:
+    """One point per run for the rate-distortion plane of Alemi et al. (2018, "Fixing a
+    Broken ELBO", fig. 1): rate R = test KL(q(z|x) || p(z)), distortion D = test
+    E_q[-log p(x|z)], nats per image, so -ELBO = R + D. Sorted by beta. Raises RunError for
+    runs whose distortions are not comparable (another dataset, data protocol or
+    likelihood) or that lack the two terms."""
+    points = []
+    for run in runs:
+        results, cfg = read_evaluation(run)
+        missing = [key for key in ("test_kl", "test_recon") if key not in results]
+        if missing:
+            raise RunError(f"{Path(run) / EVAL} lacks {', '.join(missing)}: run vaelab "
+                           f"evaluate {run} again")
+        points.append({"name": Path(run).name, "beta": cfg.objective.beta,
+                       "rate": float(results["test_kl"]),
+                       "distortion": float(results["test_recon"]),
+                       "protocol": f"{cfg.data.dataset}, {data_mode(results)}, "
+                                   f"{cfg.model.likelihood} likelihood"})
+    protocols: dict[str, list[str]] = {}
+    for point in points:
+        protocols.setdefault(point["protocol"], []).append(point["name"])
+    if len(protocols) > 1:
+        groups = "; ".join(f"{p}: {', '.join(names)}" for p, names in protocols.items())
+        raise RunError(f"cannot put runs of different data protocols on one rate-distortion "
+                       f"plot, their distortions are not comparable ({groups}); plot each "
+                       f"protocol separately")
+    return sorted(points, key=lambda point: point["beta"])
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_cell, value)) + "]"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1 else f"{value:.2f}"
+    return str(value)
+
+
 def format_table(results: dict[str, Any]) -> str:
     """A plain two-column table for the terminal."""
     width = max(map(len, results))
     lines = []
     for key, value in results.items():
-        text = f"{value:.4f}" if isinstance(value, float) and abs(value) < 1 else (
-            f"{value:.2f}" if isinstance(value, float) else str(value))
-        lines.append(f"{key:<{width}}  {text}")
+        lines.append(f"{key:<{width}}  {_cell(value)}")
     return "\n".join(lines)

@@ -1,7 +1,10 @@
 """Latent-space computations behind the figures: batched encoding, Gaussian-quantile grids,
-interpolation paths and traversals. Plotting lives in `plots.py`."""
+interpolation paths and traversals, and the class labels a conditional model reads.
+Plotting lives in `plots.py`."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 
@@ -11,16 +14,71 @@ from .generative import LatentVariableModel
 from .likelihoods import kl_standard_normal
 
 ENCODE_BATCH = 1000
+NOT_CONDITIONAL = "this run is not conditional; train with --model cvae or --conditional"
+
+
+# --- class labels: what a conditional model reads beside images and codes ------------------
+
+def labels_if_conditional(model: LatentVariableModel,
+                          labels: torch.Tensor) -> torch.Tensor | None:
+    """`labels` (N,) or (N, C) on the model's device for a conditional model; None for an
+    unconditional one, which takes no labels. Every figure passes its labels through this."""
+    if not model.conditional:
+        return None
+    return labels.to(next(model.parameters()).device)
+
+
+def require_conditional(model: LatentVariableModel, what: str) -> None:
+    """A user asked for something only a conditional model can do (`what`: the flag)."""
+    if not model.conditional:
+        raise ConfigError(f"{what}: {NOT_CONDITIONAL}")
+
+
+def balanced_labels(model: LatentVariableModel, n: int) -> torch.Tensor | None:
+    """(n,) labels cycling 0, 1, ..., C-1, 0, 1, ... for a conditional model, else None."""
+    if not model.conditional:
+        return None
+    return torch.arange(n) % model.num_classes
+
+
+def blend_labels(first: int, last: int, steps: int, num_classes: int) -> torch.Tensor:
+    """(steps, C) class weights moving linearly from one-hot `first` to one-hot `last`, the
+    label path that goes with a latent path between two classes."""
+    t = torch.linspace(0, 1, steps)[:, None]  # (steps, 1)
+    eye = torch.eye(num_classes)
+    return (1 - t) * eye[first] + t * eye[last]
+
+
+def path_labels(model: LatentVariableModel, first: int, last: int,
+                steps: int) -> torch.Tensor | None:
+    """`blend_labels` for a conditional model; None for an unconditional one."""
+    if not model.conditional:
+        return None
+    return blend_labels(first, last, steps, model.num_classes)
+
+
+def class_index(value: str | int, classes: Sequence[str], flag: str = "--digit") -> int:
+    """A class given by number (0..C-1) or by name, case-insensitive ("7", "sneaker")."""
+    text = str(value).strip()
+    if text.isdigit() and int(text) < len(classes):
+        return int(text)
+    for i, name in enumerate(classes):
+        if text.casefold() == name.casefold():
+            return i
+    valid = ", ".join(f"{i} ({name})" if name != str(i) else name
+                      for i, name in enumerate(classes))
+    raise ConfigError(f"{flag} must be a class number or name, one of: {valid}; got {text!r}")
 
 
 @torch.no_grad()
 def encode_split(model: LatentVariableModel, split: Split,
                  batch_size: int = ENCODE_BATCH) -> tuple[torch.Tensor, torch.Tensor]:
-    """Posterior means and log-variances of a whole split, (N, D) each, in batched passes."""
+    """Posterior means and log-variances of a whole split, (N, D) each, in batched passes.
+    A conditional model encodes each image with its own (true) label."""
     device = next(model.parameters()).device
     mus, logvars = [], []
-    for x, _ in eval_batches(split, batch_size):
-        mu, logvar = model.encode(x.to(device))
+    for x, y in eval_batches(split, batch_size):
+        mu, logvar = model.encode(x.to(device), labels_if_conditional(model, y))
         mus.append(mu.cpu())
         logvars.append(logvar.cpu())
     return torch.cat(mus), torch.cat(logvars)

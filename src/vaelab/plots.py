@@ -1,5 +1,5 @@
 """Figures (matplotlib, written as PNG): latent scatter, manifold, traversal, interpolation
-strip and training curves, in one consistent look.
+strip, samples by class, style transfer and training curves, in one consistent look.
 
 Figures that show digits place the image pixels 1:1 on the canvas (the axes are sized in
 pixels and drawn at 100 dpi), so digits are never resampled or blurred, and the output size
@@ -24,7 +24,12 @@ from .viz import grid  # noqa: E402
 
 DPI = 100
 RIGHT, TOP, BOTTOM = 30, 60, 80  # margins in pixels around an image of digits
-LEFT = {"manifold": 90, "traversal": 230, "strip": 40}  # room for each figure's row labels
+LEFT = {"manifold": 90, "traversal": 230, "strip": 40,  # room for each figure's row labels
+        "classes": 110, "style": 200}
+HEADER = 30  # extra room above a figure whose columns are labelled at the top
+HEADER_ROTATED = 90  # the same, for long column names written at 45 degrees ...
+RIGHT_ROTATED = 90  # ... whose last name reaches past the right edge of the digits
+STYLE_GAP = 4  # unscaled pixels of white between a figure's first column and the rest
 SCATTER_ALPHA = 0.6
 MAX_SIDE = 840  # digit grids are enlarged by an integer factor up to about this many pixels
 STYLE = {"font.size": 11, "axes.titlesize": 13, "axes.labelsize": 11, "legend.fontsize": 10,
@@ -38,12 +43,13 @@ def tile_scale(columns: int, rows: int = 1) -> int:
     return max(1, MAX_SIDE // (28 * max(columns, rows)))
 
 
-def digit_figure(pixels: np.ndarray, scale: int, title: str, left: int):
+def digit_figure(pixels: np.ndarray, scale: int, title: str, left: int, top: int = TOP,
+                 right: int = RIGHT):
     """A figure holding `pixels` (H, W) uint8 enlarged `scale` times, 1:1 on the canvas,
-    `left` pixels from the left edge."""
+    `left` pixels from the left edge, `top` from the top and `right` from the right."""
     pixels = np.kron(pixels, np.ones((scale, scale), dtype=pixels.dtype))
     h, w = pixels.shape
-    width, height = left + w + RIGHT, TOP + h + BOTTOM
+    width, height = left + w + right, top + h + BOTTOM
     with plt.rc_context(STYLE):
         fig = plt.figure(figsize=(width / DPI, height / DPI), dpi=DPI)
         ax = fig.add_axes((left / width, BOTTOM / height, w / width, h / height))
@@ -118,8 +124,62 @@ def traversal(images: torch.Tensor, row_labels: Sequence[str], values: torch.Ten
     fig, ax = digit_figure(grid(images, ncol=columns, padding=0), scale, title,
                            LEFT["traversal"])
     ax.set_xticks(_centres(columns, tile), [f"{v:+.1f}" for v in values.tolist()])
-    ax.set_yticks(_centres(rows, tile), row_labels)
+    _label_rows(ax, row_labels, tile)
     ax.set_xlabel("value of the varied dimension")
+    return save(fig, path, gray=True)
+
+
+def _label_rows(ax, row_labels: Sequence[str], tile: int) -> None:
+    """Write each row's label at its left, centred on the row (traversal, class grids)."""
+    ax.set_yticks(_centres(len(row_labels), tile), row_labels)
+
+
+def class_grid(images: torch.Tensor, class_names: Sequence[str], path: str | Path,
+               title: str, xlabel: str = "", scale: int | None = None) -> Path:
+    """One row per class, its name at the left: images (C * columns, 1, 28, 28), row-major,
+    row c drawn for class c. `scale` defaults to the largest that fits MAX_SIDE."""
+    rows = len(class_names)
+    columns = len(images) // rows
+    scale = scale or tile_scale(columns, rows)
+    fig, ax = digit_figure(grid(images, ncol=columns, padding=0), scale, title,
+                           LEFT["classes"])
+    _label_rows(ax, class_names, 28 * scale)
+    ax.set_xticks([])
+    ax.set_xlabel(xlabel)
+    return save(fig, path, gray=True)
+
+
+def style_margins(class_names: Sequence[str]) -> tuple[int, int]:
+    """Pixels above and right of the style figure's digits: room for the title and the
+    column names, which are written at 45 degrees when some are longer than a digit column
+    is wide (Fashion-MNIST's "T-shirt/top"), and then reach past the last column."""
+    if max(map(len, class_names)) > 4:
+        return TOP + HEADER_ROTATED, RIGHT_ROTATED
+    return TOP + HEADER, RIGHT
+
+
+def style_grid(originals: torch.Tensor, decoded: torch.Tensor, row_labels: Sequence[str],
+               class_names: Sequence[str], path: str | Path, title: str) -> Path:
+    """Style transfer: originals (R, 1, 28, 28) in the first column, then decoded
+    (R * C, 1, 28, 28), row-major: row r is test image r's code decoded under each of the
+    C classes. A white gap separates the originals; class names head the columns."""
+    rows, classes = len(originals), len(class_names)
+    scale = tile_scale(classes + 1, rows)
+    tile = 28 * scale
+    first = grid(originals, ncol=1, padding=0)  # (R*28, 28)
+    rest = grid(decoded, ncol=classes, padding=0)  # (R*28, C*28)
+    gap = np.full((len(first), STYLE_GAP), 255, dtype=np.uint8)
+    top, right = style_margins(class_names)
+    fig, ax = digit_figure(np.concatenate([first, gap, rest], axis=1), scale, title,
+                           LEFT["style"], top=top, right=right)
+    offset = (28 + STYLE_GAP) * scale  # where the decoded columns start
+    rotated = right == RIGHT_ROTATED
+    ax.set_xticks([tile / 2, *(offset + _centres(classes, tile))],
+                  ["original", *class_names], rotation=45 if rotated else 0,
+                  ha="left" if rotated else "center")
+    ax.tick_params(axis="x", top=True, labeltop=True, bottom=False, labelbottom=False)
+    _label_rows(ax, row_labels, tile)
+    ax.set_xlabel("each row: one test image's code, decoded with every class's label")
     return save(fig, path, gray=True)
 
 
@@ -177,4 +237,62 @@ def curves(runs: Sequence[tuple[str, list[dict]]], path: str | Path) -> Path:
                 ax.set_ylabel("nats per image")
                 ax.grid(alpha=0.3)
         axes[0].legend()
+    return save(fig, path)
+
+
+def rate_distortion(points: Sequence[dict], path: str | Path,
+                    title: str = "Rate-distortion trade-off") -> Path:
+    """The rate-distortion plane of Alemi et al. (2018, "Fixing a Broken ELBO", fig. 1):
+    one point per run at (rate, distortion) = (test KL, test reconstruction term), nats per
+    image, labelled with its beta and name and joined in order of beta, over faint lines of
+    constant -ELBO = rate + distortion. `points`: dicts with name, beta, rate, distortion
+    and protocol, sorted by beta (see evaluate.rate_distortion_points)."""
+    from matplotlib.ticker import MaxNLocator
+
+    rate = np.array([p["rate"] for p in points])
+    distortion = np.array([p["distortion"] for p in points])
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(7.5, 7.5), dpi=DPI, layout="constrained")
+        ax.plot(rate, distortion, "-", color="C0", alpha=0.5, zorder=2)
+        ax.scatter(rate, distortion, s=45, color="C0", zorder=3)
+        best = int(np.argmin(rate + distortion))
+        ax.scatter(rate[best], distortion[best], s=160, facecolors="none", edgecolors="C3",
+                   linewidths=1.5, zorder=3)
+        for i, p in enumerate(points):
+            text = f"β = {p['beta']:g}\n{p['name']}" + ("\nlowest -ELBO" if i == best else "")
+            ax.annotate(text, (p["rate"], p["distortion"]), xytext=(8, 6),
+                        textcoords="offset points", fontsize=9, zorder=4,
+                        color="C3" if i == best else "black")
+        # equal scales on both axes (a nat of rate is a nat of distortion, so the lines of
+        # constant -ELBO run at 45 degrees and the curve's slope at beta's point is -beta),
+        # a square box with room for the labels, then those lines across the box
+        half = 0.62 * max(np.ptp(rate), np.ptp(distortion), 1.0)
+        x0 = max(0.0, (rate.min() + rate.max()) / 2 - half)
+        y0 = (distortion.min() + distortion.max()) / 2 - half
+        x1, y1 = x0 + 2 * half, y0 + 2 * half
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+        ax.set_aspect("equal")
+        levels = MaxNLocator(nbins=6).tick_values(x0 + y0, x1 + y1)
+        for level in levels[(levels > x0 + y0) & (levels < x1 + y1)]:
+            # the segment of rate + distortion = level inside the box
+            a, b = max(x0, level - y1), min(x1, level - y0)
+            ax.plot([a, b], [level - a, level - b], ":", color="0.55", lw=1, zorder=1)
+            # the label where the line is farthest from every point (equal scales: plain
+            # Euclidean distance) and clear of the box's edges, on a white patch
+            along = a + np.linspace(0, 1, 21) * (b - a)  # (21,) candidate rates
+            clear = np.minimum.reduce([along - x0, x1 - along, level - along - y0,
+                                       y1 - level + along]) > 0.09 * (x1 - x0)
+            if not clear.any():
+                continue
+            gaps = np.hypot(along[:, None] - rate, level - along[:, None] - distortion)
+            lx = along[np.where(clear, gaps.min(1), -1).argmax()]
+            ax.text(lx, level - lx, f"-ELBO = {level:g}", color="0.4", fontsize=8,
+                    rotation=-45, rotation_mode="anchor", transform_rotates_text=True,
+                    ha="center", va="center", zorder=1, clip_on=True,
+                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
+        ax.set_xlabel("rate: test KL(q(z|x) || p(z)), nats per image")
+        ax.set_ylabel("distortion: test E_q[-log p(x|z)], nats per image")
+        ax.set_title(f"{title}\n{points[0]['protocol']}, test set")
+        ax.grid(alpha=0.2)
     return save(fig, path)

@@ -96,11 +96,14 @@ def ensure_figures(run: Path, model: LatentVariableModel, cfg: Config, test: Spl
         "reconstructions": lambda p: figures.reconstruction_image(model, test, p, seed=seed),
         "latent": lambda p: figures.latent_plot(model, cfg, test, classes, p, seed=seed),
         "interpolation": lambda p: figures.interpolation_plot(
-            model, test, p, gif=p.with_suffix(".gif"), seed=seed),
-        "traversal": lambda p: figures.traversal_plot(model, test, p, seed=seed),
+            model, test, p, gif=p.with_suffix(".gif"), seed=seed, classes=classes),
+        "traversal": lambda p: figures.traversal_plot(model, test, p, seed=seed,
+                                                      classes=classes),
     }
     if model.latent_dim == 2:
-        wanted["manifold"] = lambda p: figures.manifold_plot(model, p)
+        wanted["manifold"] = lambda p: figures.manifold_plot(model, p, classes=classes)
+    if model.conditional:
+        wanted["style"] = lambda p: figures.style_plot(model, test, classes, p, seed=seed)
     made = {}
     for name, make in wanted.items():
         path = folder / f"{name}.png"
@@ -122,7 +125,9 @@ def write_report(run: Path, model: LatentVariableModel, cfg: Config, test: Split
     samples = sorted((run / SAMPLES).glob("epoch_*.png"))
     parts = [
         f"<h1>vaelab run <code>{html.escape(run.name)}</code></h1>",
-        f'<p class="muted">{html.escape(cfg.model.arch)} VAE, latent {cfg.model.latent_dim}, '
+        f'<p class="muted">{html.escape(cfg.model.arch)} VAE'
+        f'{", conditional on the class" if model.conditional else ""}, '
+        f'latent {cfg.model.latent_dim}, '
         f"{html.escape(cfg.data.dataset)} ({html.escape(cfg.data.mode)}), "
         f"{html.escape(cfg.model.likelihood)} likelihood; {len(records)} epochs; figures from "
         f"the {html.escape(checkpoint)} checkpoint. Losses are nats per image.</p>",
@@ -148,8 +153,13 @@ def write_report(run: Path, model: LatentVariableModel, cfg: Config, test: Split
     if "interpolation_gif" in made:
         parts.append(_image(made["interpolation_gif"], "the same path, animated there and back"))
     parts += ["<h2>Latent traversal</h2>", _image(made["traversal"], "one latent dimension "
-              "varied per row"),
-              "<h2>Configuration</h2>", _config_table(cfg)]
+              "varied per row")]
+    if "style" in made:
+        parts += ["<h2>Style transfer</h2>", _image(made["style"], "each row: a test image "
+                  "(first column) encoded with its own label, its code then decoded with "
+                  "every class's label; what stays the same along a row (slant, stroke "
+                  "width) is what the code holds, the class comes from the label")]
+    parts += ["<h2>Configuration</h2>", _config_table(cfg)]
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>vaelab report: {html.escape(run.name)}</title><style>{CSS}</style>"
             "</head><body>\n" + "\n".join(parts) + "\n</body></html>\n")

@@ -1,4 +1,4 @@
-"""`vaelab evaluate`, `vaelab compare`, `vaelab classifier train`."""
+"""`vaelab evaluate`, `vaelab compare`, `vaelab score`, `vaelab classifier train`."""
 
 from __future__ import annotations
 
@@ -29,7 +29,30 @@ def register(sub) -> None:
 
     p = sub.add_parser("compare", help="one Markdown table of several runs' evaluations")
     p.add_argument("runs", metavar="RUN_DIR", type=Path, nargs="+", help="evaluated runs")
+    p.add_argument("--plot", metavar="OUT.png", type=Path,
+                   help="also draw the rate-distortion plane (test KL against test "
+                   "reconstruction, one point per run, labelled with its beta) to this PNG")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("score", help="anomaly scores of image files, flagged against the "
+                       "run's validation images")
+    add_run_args(p, data=True, seed_help="seed of the posterior samples (and of the "
+                 "importance samples with --k) (default: 0)")
+    p.add_argument("images", metavar="IMAGE", type=Path, nargs="+",
+                   help="image files (PNG, JPEG, anything Pillow reads) or folders of them; "
+                   "28x28 grayscale, white digits on black as in MNIST (other sizes are "
+                   "resized; nothing is inverted)")
+    p.add_argument("--k", type=int, default=1,
+                   help="1: score by the negative ELBO; K > 1: by the importance-sampled "
+                   "NLL -L_K (default: 1)")
+    p.add_argument("--quantile", type=float, default=0.99,
+                   help="flag images scoring above this quantile of the validation images' "
+                   "scores (default: 0.99)")
+    p.add_argument("--label", type=int,
+                   help="conditional runs: score under this class (default: under every "
+                   "class, keeping the best score)")
+    p.add_argument("--json", metavar="OUT", type=Path, help="also write the numbers as JSON")
+    p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("classifier", help="the feature classifier behind FID")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION",
@@ -65,9 +88,39 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    from ..evaluate import compare
+    from ..evaluate import compare, rate_distortion_points
 
-    print(compare(args.runs))
+    if args.plot is not None:
+        from ..plots import rate_distortion
+
+        points = rate_distortion_points(args.runs)  # checks the runs before printing
+        print(compare(args.runs))
+        print(f"wrote {rate_distortion(points, args.plot)}")
+    else:
+        print(compare(args.runs))
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    from ..checkpoint import write_json
+    from ..device import pick_device
+    from ..rundir import load_run
+    from ..score import check_quantile, format_report, load_images, score_files
+
+    check_positive(k=args.k)
+    check_quantile(args.quantile)
+    images = load_images(args.images)  # before the model: a bad file fails fast
+    model, cfg = load_run(args.run, args.checkpoint, pick_device(args.device))
+    results = {"run": str(args.run), "checkpoint": args.checkpoint,
+               **score_files(model, cfg, images, k=args.k, quantile=args.quantile,
+                             seed=args.seed, label=args.label, data_dir=args.data_dir)}
+    print(format_report(results))
+    if args.json is not None:
+        try:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            write_json(args.json, results)
+        except OSError as e:
+            raise ConfigError(f"--json {args.json}: cannot write ({e.strerror or e})") from None
+        print(f"wrote {args.json}")
 
 
 def cmd_classifier_train(args: argparse.Namespace) -> None:

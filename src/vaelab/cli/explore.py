@@ -25,6 +25,9 @@ def register(sub) -> None:
     p.add_argument("--n", type=int, default=20, help="grid side (default: 20)")
     p.add_argument("--dims", type=int, nargs=2, default=[0, 1], metavar=("X", "Y"),
                    help="the two latent dimensions to vary; others stay 0 (default: 0 1)")
+    p.add_argument("--digit", metavar="CLASS",
+                   help="conditional runs: decode the grid as this class, by number or name "
+                   "(default: class 0)")
     p.add_argument("--out", type=Path,
                    help="output PNG (default: RUN_DIR/figures/manifold.png)")
     p.set_defaults(func=cmd_manifold)
@@ -37,8 +40,11 @@ def register(sub) -> None:
                    help="index of the first test image (default: drawn with --seed)")
     p.add_argument("--to", dest="end", type=int, metavar="J",
                    help="index of the last test image (default: drawn with --seed)")
-    p.add_argument("--from-class", type=int, help="start at this class's mean code")
-    p.add_argument("--to-class", type=int, help="end at this class's mean code")
+    p.add_argument("--from-class", metavar="CLASS",
+                   help="start at this class's mean code; a number or a class name "
+                   "(default: off)")
+    p.add_argument("--to-class", metavar="CLASS",
+                   help="end at this class's mean code (default: off)")
     p.add_argument("--mode", choices=("linear", "slerp"), default="slerp",
                    help="straight line or great circle (default: slerp)")
     p.add_argument("--steps", type=int, default=10, help="images on the path (default: 10)")
@@ -96,23 +102,33 @@ def cmd_latent(args: argparse.Namespace) -> None:
 
 
 def cmd_manifold(args: argparse.Namespace) -> None:
+    from ..data import DATASETS
     from ..device import pick_device
+    from ..explore import class_index
     from ..figures import manifold_plot
-    from ..rundir import load
+    from ..rundir import load_run
 
     check_positive(n=args.n)
-    model = load(args.run, args.checkpoint, pick_device(args.device))
-    print(f"wrote {manifold_plot(model, figure_path(args, 'manifold.png'), args.n, args.dims)}")
+    model, cfg = load_run(args.run, args.checkpoint, pick_device(args.device))
+    classes = DATASETS[cfg.data.dataset].classes
+    label = None if args.digit is None else class_index(args.digit, classes)
+    out = manifold_plot(model, figure_path(args, "manifold.png"), args.n, args.dims, label,
+                        classes)
+    print(f"wrote {out}")
 
 
 def cmd_interpolate(args: argparse.Namespace) -> None:
+    from ..explore import class_index
     from ..figures import interpolation_plot
 
-    model, _, test, _ = _model_and_test(args)
+    model, _, test, classes = _model_and_test(args)
+    from_class, to_class = (None if value is None else class_index(value, classes, flag)
+                            for value, flag in ((args.from_class, "--from-class"),
+                                                (args.to_class, "--to-class")))
     out = figure_path(args, "interpolation.png")
     gif = out.with_suffix(".gif") if args.gif else None
-    interpolation_plot(model, test, out, args.start, args.end, args.from_class,
-                       args.to_class, args.mode, args.steps, gif, args.seed)
+    interpolation_plot(model, test, out, args.start, args.end, from_class, to_class,
+                       args.mode, args.steps, gif, args.seed, classes)
     print(f"wrote {out}" + (f" and {gif}" if gif else ""))
 
 
@@ -120,9 +136,9 @@ def cmd_traverse(args: argparse.Namespace) -> None:
     from ..figures import traversal_plot
 
     check_positive(top=args.top, steps=args.steps, limit=args.limit)
-    model, _, test, _ = _model_and_test(args)
+    model, _, test, classes = _model_and_test(args)
     out = traversal_plot(model, test, figure_path(args, "traversal.png"), args.index,
-                         args.top, args.steps, args.limit, args.seed)
+                         args.top, args.steps, args.limit, args.seed, classes)
     print(f"wrote {out}")
 
 

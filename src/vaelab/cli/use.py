@@ -1,10 +1,11 @@
-"""`vaelab sample`, `vaelab reconstruct`, `vaelab export`."""
+"""`vaelab sample`, `vaelab reconstruct`, `vaelab style`, `vaelab export`."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from ..errors import ConfigError
 from .common import add_run_args, check_positive, figure_path
 
 
@@ -18,8 +19,15 @@ def register(sub) -> None:
     p.add_argument("--temperature", type=float, default=1.0,
                    help="scale of the prior noise (default: 1.0)")
     p.add_argument("--scale", type=int, default=2, help="pixel enlargement (default: 2)")
-    p.add_argument("--out", type=Path, help="output file or folder "
-                   "(default: RUN_DIR/figures/samples.png or RUN_DIR/figures/samples/)")
+    p.add_argument("--digit", metavar="CLASS",
+                   help="conditional runs: draw only this class, by number (0-9) or name, "
+                   "e.g. 7 or sneaker (default: a balanced mix of classes)")
+    p.add_argument("--grid-by-class", action="store_true",
+                   help="conditional runs: one row per class, --grid samples each, the "
+                   "class names at the left (default: off)")
+    p.add_argument("--out", type=Path, help="output file or folder (default: "
+                   "RUN_DIR/figures/samples.png or RUN_DIR/figures/samples/; samples_classN "
+                   "with --digit N; samples_by_class.png with --grid-by-class)")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("reconstruct", help="test images beside their reconstructions")
@@ -32,6 +40,14 @@ def register(sub) -> None:
                    help="output PNG (default: RUN_DIR/figures/reconstructions.png)")
     p.set_defaults(func=cmd_reconstruct)
 
+    p = sub.add_parser("style", help="conditional runs: test images' codes decoded under "
+                       "every class (style transfer)")
+    add_run_args(p, data=True, seed_help="picks the test images (default: 0)")
+    p.add_argument("--count", type=int, default=8,
+                   help="test images, one row each (default: 8)")
+    p.add_argument("--out", type=Path, help="output PNG (default: RUN_DIR/figures/style.png)")
+    p.set_defaults(func=cmd_style)
+
     p = sub.add_parser("export", help="write the encoder and decoder as standalone weights")
     add_run_args(p, seed=False)
     p.add_argument("out", metavar="OUT", type=Path, help="folder for encoder/ and decoder/")
@@ -41,27 +57,52 @@ def register(sub) -> None:
 def cmd_sample(args: argparse.Namespace) -> None:
     import torch
 
+    from ..data import DATASETS
     from ..device import pick_device
-    from ..rundir import load
+    from ..explore import balanced_labels, class_index, require_conditional
+    from ..rundir import load_run
     from ..viz import grid, save_png
 
     check_positive(grid=args.grid, count=args.count, temperature=args.temperature,
                    scale=args.scale)
-    count = args.count or args.grid * args.grid
+    if args.grid_by_class and (args.digit is not None or args.count or args.format != "grid"):
+        raise ConfigError("--grid-by-class draws one grid of --grid samples per class; it "
+                          "does not combine with --digit, --count or --format files")
     device = pick_device(args.device)
-    model = load(args.run, args.checkpoint, device)
+    model, cfg = load_run(args.run, args.checkpoint, device)
+    classes = DATASETS[cfg.data.dataset].classes
+    if args.grid_by_class:
+        from ..figures import class_samples
+
+        out = class_samples(model, classes, figure_path(args, "samples_by_class.png"),
+                            args.grid, args.temperature, args.seed, args.scale)
+        print(f"wrote {args.grid} samples of each of the {len(classes)} classes "
+              f"(one row each) to {out}")
+        return
+    count = args.count or args.grid * args.grid
+    name, which = "samples", ""
+    if args.digit is not None:
+        require_conditional(model, "--digit")
+        label = class_index(args.digit, classes)
+        name, which = f"samples_class{label}", f" of class {classes[label]}"
+    else:
+        label = balanced_labels(model, count)  # None for an unconditional model
+        if model.conditional:
+            which = (f", a balanced mix of the {len(classes)} classes (labels cycling "
+                     f"0..{len(classes) - 1}; pick one with --digit, or use --grid-by-class)")
     generator = torch.Generator(device=device).manual_seed(args.seed)
-    images = model.sample(count, temperature=args.temperature, generator=generator).cpu()
+    images = model.sample(count, temperature=args.temperature, generator=generator,
+                          label=label).cpu()
     if args.format == "grid":
-        out = figure_path(args, "samples.png")
+        out = figure_path(args, f"{name}.png")
         save_png(grid(images, ncol=args.grid), out, scale=args.scale)
     else:
-        out = figure_path(args, "samples")
+        out = figure_path(args, name)
         digits = len(str(count - 1))
         for i, image in enumerate(images):
             save_png(grid(image[None], ncol=1, padding=0), out / f"sample_{i:0{digits}d}.png",
                      scale=args.scale)
-    print(f"wrote {count} samples to {out}")
+    print(f"wrote {count} samples{which} to {out}")
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> None:
@@ -77,6 +118,21 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
                                args.seed, args.scale)
     print(f"wrote {args.rows * args.cols} test images (odd rows) and their reconstructions "
           f"(even rows) to {out}")
+
+
+def cmd_style(args: argparse.Namespace) -> None:
+    from ..data import DATASETS, load_test
+    from ..device import pick_device
+    from ..figures import style_plot
+    from ..rundir import load_run
+
+    check_positive(count=args.count)
+    model, cfg = load_run(args.run, args.checkpoint, pick_device(args.device))
+    out = style_plot(model, load_test(cfg.data, args.data_dir),
+                     DATASETS[cfg.data.dataset].classes, figure_path(args, "style.png"),
+                     args.count, args.seed)
+    print(f"wrote {args.count} test images (first column), each decoded under every class, "
+          f"to {out}")
 
 
 def cmd_export(args: argparse.Namespace) -> None:
