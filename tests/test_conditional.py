@@ -15,11 +15,11 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import train_quietly
 from test_cli import assert_one_line_error
 from vaelab import explore, plots
 from vaelab.classifier import features_and_probs, save_classifier, train_classifier
 from vaelab.cli import main
-from vaelab.config import Config
 from vaelab.data import DATASETS, load_test, to_float
 from vaelab.evaluate import conditional_accuracy
 from vaelab.rundir import load, load_run
@@ -35,18 +35,7 @@ TILE = 28
 
 @pytest.fixture(scope="module")
 def conditional_run(tmp_path_factory, data_dir):
-    from vaelab.train import train
-
-    run = tmp_path_factory.mktemp("runs") / "cvae"
-    train(Config().replace(CONDITIONAL), out=run, data_dir=data_dir, progress_bar=False,
-          log=lambda *_: None)
-    return run
-
-
-@pytest.fixture(scope="module")
-def quick_classifier(data_dir):
-    """vaelab's classifier trained briefly: about 96% test accuracy, in 20 s."""
-    return train_classifier("mnist", data_dir, epochs=2, limit=5000, log=lambda *_: None)
+    return train_quietly(CONDITIONAL, tmp_path_factory, "cvae", data_dir)
 
 
 def run_main(*argv) -> None:

@@ -156,13 +156,6 @@ def exact_log_px(model, x, extent=8.0, coarse=0.04, fine=400):
     return torch.logsumexp(log_joint, 0) + torch.log(cell.double())
 
 
-@pytest.fixture(scope="module")
-def quick_classifier(data_dir):
-    model, accuracy = train_classifier("mnist", data_dir, epochs=2, limit=5000,
-                                       log=lambda *_: None)
-    return model, accuracy
-
-
 class TestFID:
     def test_classifier_learns(self, quick_classifier):
         assert quick_classifier[1] > 0.95  # 5,000 images, two epochs

@@ -25,7 +25,7 @@ ALL = [*ONE_LAYER, HVAE, ModelConfig(arch="cvae", channels=(8, 16), latent_dim=3
 
 
 def name(cfg: ModelConfig) -> str:
-    return f"{cfg.arch}-{cfg.prior}{'-cond' if cfg.is_conditional else ''}"
+    return f"{cfg.arch}-{cfg.prior_name}{'-cond' if cfg.is_conditional else ''}"
 
 
 def batch(n=6, seed=0):

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
+from conftest import train_quietly
 from test_cli import assert_one_line_error
 from vaelab.cli import main
 from vaelab.config import Config
@@ -63,12 +64,7 @@ def garments(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def scored_run(tmp_path_factory, data_dir):
-    from vaelab.train import train
-
-    run = tmp_path_factory.mktemp("runs") / "small"
-    train(Config().replace(SMALL), out=run, data_dir=data_dir, progress_bar=False,
-          log=lambda *_: None)
-    return run
+    return train_quietly(SMALL, tmp_path_factory, "small", data_dir)
 
 
 @pytest.fixture(scope="module")

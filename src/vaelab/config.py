@@ -25,7 +25,7 @@ else:  # pragma: no cover
 Dataset = Literal["mnist", "fashion-mnist", "kmnist"]
 DataMode = Literal["binarized", "grayscale"]
 Arch = Literal["mlp", "conv", "cvae", "hvae"]
-Prior = Literal["normal", "mog", "vamp"]
+Prior = Literal["auto", "normal", "mog", "vamp", "class"]
 Bound = Literal["elbo", "iwae", "iwae-dreg"]
 Likelihood = Literal["bernoulli", "gaussian", "gaussian-learned"]
 Optimizer = Literal["adam", "adamw"]
@@ -70,7 +70,7 @@ class ModelConfig:
     gaussian_std: float = 0.1  # fixed std of the Gaussian likelihood; initial value when learned
     pad32: bool = False  # zero-pad inputs to 32x32 inside the model; outputs are cropped to 28x28
     conditional: bool = False  # encoder and decoder read the one-hot class label
-    prior: Prior = "normal"  # N(0, I); mog: learned mixture of Gaussians; vamp: VampPrior
+    prior: Prior = "auto"  # N(0,I); mog: mixture; vamp: VampPrior; class: p(z|y); auto: below
     prior_components: int = 100  # mixture components or pseudo-inputs (Tomczak used 500)
     layers: int = 4  # hvae: stochastic layers
     width: int = 512  # hvae: width of the residual cells
@@ -79,6 +79,14 @@ class ModelConfig:
     @property
     def is_conditional(self) -> bool:
         return self.conditional or self.arch == "cvae"
+
+    @property
+    def prior_name(self) -> str:
+        """The prior in use: `auto` is the class prior p(z | y) for conditional one-layer
+        models (their samples then agree with the asked class) and N(0, I) otherwise."""
+        if self.prior != "auto":
+            return self.prior
+        return "class" if self.is_conditional and self.arch != "hvae" else "normal"
 
     @property
     def total_latent_dim(self) -> int:
@@ -97,10 +105,13 @@ class ModelConfig:
         _require(self.layers >= 1, f"model.layers must be >= 1, got {self.layers}")
         _require(self.width >= 1, f"model.width must be >= 1, got {self.width}")
         _require(self.blocks >= 0, f"model.blocks must be >= 0, got {self.blocks}")
-        _require(self.arch != "hvae" or self.prior == "normal",
+        _require(self.arch != "hvae" or self.prior_name == "normal",
                  f"model.prior {self.prior!r} is for one-layer models; the hierarchical VAE "
                  f"learns its own prior over the lower layers")
-        _require(self.prior != "vamp" or not self.is_conditional,
+        _require(self.prior_name != "class" or self.is_conditional,
+                 "model.prior 'class' learns p(z | y) and needs a conditional model "
+                 "(--model cvae or --conditional)")
+        _require(self.prior_name != "vamp" or not self.is_conditional,
                  "the VampPrior's pseudo-inputs have no class: use prior mog or normal with "
                  "a conditional model")
         _require(len(self.hidden) > 0 and min(self.hidden) > 0,

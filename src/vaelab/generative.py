@@ -56,8 +56,10 @@ class LatentVariableModel(nn.Module):
         return self.likelihood.mean(self.decode(z, y))
 
     def prior_codes(self, n: int, temperature: float = 1.0,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
-        """n codes drawn from the prior, their spread scaled by `temperature`."""
+                    generator: torch.Generator | None = None,
+                    y: torch.Tensor | None = None) -> torch.Tensor:
+        """n codes drawn from the prior (given the labels y, where it depends on them), their
+        spread scaled by `temperature`."""
         device = next(self.parameters()).device
         return temperature * torch.randn(n, self.latent_dim, generator=generator,
                                          device=device)
@@ -67,8 +69,8 @@ class LatentVariableModel(nn.Module):
                label: int | torch.Tensor | None = None) -> torch.Tensor:
         """Decoded mean images (n, 1, 28, 28) of codes from the prior. A conditional model
         needs `label`: one class for all n, or (n,) labels."""
-        z = self.prior_codes(n, temperature, generator)
-        return self.images(z, self.labels_for(n, label, z.device))
+        y = self.labels_for(n, label, next(self.parameters()).device)
+        return self.images(self.prior_codes(n, temperature, generator, y), y)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

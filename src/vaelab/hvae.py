@@ -27,6 +27,14 @@ from .generative import LatentVariableModel, one_hot
 from .likelihoods import LOG_2PI, gaussian_kl
 from .priors import log_normal
 
+LOGVAR_BOUND = 10.0  # log-variances are soft-clamped to (-10, 10), as NVAE soft-clamps
+#                     its log-scales to (-5, 5): one runaway update cannot overflow exp()
+
+
+def soft_clamp(logvar: torch.Tensor) -> torch.Tensor:
+    """bound * tanh(logvar / bound): the identity near 0, smooth, never beyond +-bound."""
+    return LOGVAR_BOUND * torch.tanh(logvar / LOGVAR_BOUND)
+
 
 class ResidualCell(nn.Module):
     """x + W2 gelu(W1 gelu(x)): a pre-activation MLP cell. The last layer starts scaled by
@@ -64,11 +72,11 @@ class TopDownLayer(nn.Module):
         """(B, W) -> prior mean and log-variance (B, d) each (float32), and the new state."""
         out = self.prior(s)
         mu, logvar, update = out.split([self.latent_dim, self.latent_dim, s.shape[1]], dim=1)
-        return mu.float(), logvar.float(), s + update
+        return mu.float(), soft_clamp(logvar.float()), s + update
 
     def posterior_of(self, s: torch.Tensor, h: torch.Tensor):
         mu, logvar = self.posterior(torch.cat([s, h], dim=1)).float().chunk(2, dim=1)
-        return mu, logvar
+        return mu, soft_clamp(logvar)
 
     def advance(self, s: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return self.cells(s + self.project(z))

@@ -20,9 +20,9 @@ from .config import ModelConfig
 from .data import IMAGE_SIZE, PIXELS
 from .generative import LatentVariableModel, one_hot
 from .hvae import HierarchicalVAE
-from .likelihoods import LOG_2PI, build_likelihood, kl_standard_normal
+from .likelihoods import LOG_2PI, build_likelihood
 from .nn import conv_decoder, conv_encoder, mlp_decoder, mlp_encoder
-from .priors import MixturePrior, StandardNormal, VampPrior, log_normal
+from .priors import ClassPrior, MixturePrior, StandardNormal, VampPrior, log_normal
 
 PADDED_SIZE = 32
 NUM_CLASSES = 10  # every supported dataset has ten classes
@@ -123,18 +123,19 @@ class VAE(LatentVariableModel):
             log_q = log_normal(z, mu.detach(), logvar.detach())
         else:
             log_q = -0.5 * (LOG_2PI + logvar + noise.square()).sum(-1)  # exact, and cheaper
-        log_ratio = self.prior.log_prob(z, self.encoder) - log_q
+        log_ratio = self.prior.log_prob(z, self.encoder, y) - log_q
         if self.prior.analytic_kl:
-            kl_units = kl_standard_normal(mu, logvar)  # (B, D)
+            kl_units = self.prior.kl(mu, logvar, y)  # (B, D)
         else:
             kl_units = -log_ratio[:, None]  # one-sample Monte Carlo KL, (B, 1)
         return {"out": self.decode(z, y), "kl_units": kl_units, "log_ratio": log_ratio,
                 "z": z, "mu": mu, "logvar": logvar}
 
     def prior_codes(self, n: int, temperature: float = 1.0,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+                    generator: torch.Generator | None = None,
+                    y: torch.Tensor | None = None) -> torch.Tensor:
         device = next(self.parameters()).device
-        return self.prior.sample(n, self.encoder, temperature, generator, device)
+        return self.prior.sample(n, self.encoder, temperature, generator, device, y)
 
 
 def _build_mlp(cfg: ModelConfig, size: int, classes: int) -> tuple[nn.Module, ...]:
@@ -157,6 +158,7 @@ PRIORS: dict[str, Callable[[ModelConfig], nn.Module]] = {
     "normal": lambda cfg: StandardNormal(cfg.latent_dim),
     "mog": lambda cfg: MixturePrior(cfg.latent_dim, cfg.prior_components),
     "vamp": lambda cfg: VampPrior(cfg.latent_dim, cfg.prior_components, IMAGE_SIZE),
+    "class": lambda cfg: ClassPrior(cfg.latent_dim, NUM_CLASSES),
 }
 
 
@@ -167,7 +169,7 @@ def _build_one_layer(cfg: ModelConfig) -> VAE:
     body, head, decoder_net = ONE_LAYER[cfg.arch](cfg, size, classes)
     return VAE(GaussianEncoder(body, head, pad, classes),
                Decoder(decoder_net, build_likelihood(cfg), pad, classes), cfg.latent_dim,
-               PRIORS[cfg.prior](cfg))
+               PRIORS[cfg.prior_name](cfg))
 
 
 def _build_hierarchical(cfg: ModelConfig) -> HierarchicalVAE:

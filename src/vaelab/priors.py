@@ -2,10 +2,14 @@
 Gaussians, and the VampPrior (Tomczak & Welling 2018), a mixture of the encoder's own
 posteriors at learned pseudo-inputs.
 
-Every prior gives `log_prob(z, encoder)` (B, D) -> (B,) nats and `sample(n, encoder, ...)`;
-only the standard normal has an analytic KL against a Gaussian posterior, so the others
-estimate the KL from the posterior sample (one-sample Monte Carlo, as in the VampPrior
-paper). The encoder is passed in, not stored, so its weights are saved only once.
+A conditional model may also use a learned Gaussian per class, p(z | y) (the conditional
+prior of Sohn et al. 2015, here with the class as its input).
+
+Every prior gives `log_prob(z, encoder, y)` (B, D) -> (B,) nats and
+`sample(n, encoder, ...)`. The Gaussian ones (standard normal, class prior) also give the
+KL against a Gaussian posterior in closed form; for the mixtures the ELBO estimates it from
+the posterior sample (one-sample Monte Carlo, as in the VampPrior paper). The encoder is
+passed in, not stored, so its weights are saved only once.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import math
 import torch
 from torch import nn
 
-from .likelihoods import LOG_2PI
+from .likelihoods import LOG_2PI, gaussian_kl, kl_standard_normal
 
 PSEUDO_INPUT_INIT = (-2.0, 0.5)  # logits of the pseudo-inputs: mean, std (pixels ~0.12)
 
@@ -48,12 +52,18 @@ class StandardNormal(nn.Module):
         super().__init__()
         self.latent_dim = latent_dim
 
-    def log_prob(self, z: torch.Tensor, encoder: nn.Module | None = None) -> torch.Tensor:
+    def log_prob(self, z: torch.Tensor, encoder: nn.Module | None = None,
+                 y: torch.Tensor | None = None) -> torch.Tensor:
         return -0.5 * (LOG_2PI + z.square()).sum(-1)
 
+    def kl(self, mu: torch.Tensor, logvar: torch.Tensor,
+           y: torch.Tensor | None = None) -> torch.Tensor:
+        """KL(q || p) per latent dimension, (B, D), in closed form."""
+        return kl_standard_normal(mu, logvar)
+
     def sample(self, n: int, encoder: nn.Module | None = None, temperature: float = 1.0,
-               generator: torch.Generator | None = None,
-               device: torch.device | str = "cpu") -> torch.Tensor:
+               generator: torch.Generator | None = None, device: torch.device | str = "cpu",
+               y: torch.Tensor | None = None) -> torch.Tensor:
         return temperature * torch.randn(n, self.latent_dim, generator=generator, device=device)
 
 
@@ -70,13 +80,14 @@ class MixturePrior(nn.Module):
         self.logvar = nn.Parameter(torch.zeros(components, latent_dim))
         self.logits = nn.Parameter(torch.zeros(components))
 
-    def log_prob(self, z: torch.Tensor, encoder: nn.Module | None = None) -> torch.Tensor:
+    def log_prob(self, z: torch.Tensor, encoder: nn.Module | None = None,
+                 y: torch.Tensor | None = None) -> torch.Tensor:
         return _mixture_log_prob(z, self.mu.float(), self.logvar.float(),
                                  self.logits.float().log_softmax(0))
 
     def sample(self, n: int, encoder: nn.Module | None = None, temperature: float = 1.0,
-               generator: torch.Generator | None = None,
-               device: torch.device | str = "cpu") -> torch.Tensor:
+               generator: torch.Generator | None = None, device: torch.device | str = "cpu",
+               y: torch.Tensor | None = None) -> torch.Tensor:
         return _mixture_sample(n, self.mu, self.logvar, self.logits.log_softmax(0),
                                temperature, generator)
 
@@ -97,14 +108,59 @@ class VampPrior(nn.Module):
         """The K posterior Gaussians at the pseudo-inputs: (K, D) means and log-variances."""
         return encoder(torch.sigmoid(self.pseudo_logits))
 
-    def log_prob(self, z: torch.Tensor, encoder: nn.Module) -> torch.Tensor:
+    def log_prob(self, z: torch.Tensor, encoder: nn.Module,
+                 y: torch.Tensor | None = None) -> torch.Tensor:
         mu, logvar = self.components(encoder)
         uniform = torch.full((len(mu),), -math.log(len(mu)), device=z.device)
         return _mixture_log_prob(z, mu, logvar, uniform)
 
     def sample(self, n: int, encoder: nn.Module, temperature: float = 1.0,
-               generator: torch.Generator | None = None,
-               device: torch.device | str = "cpu") -> torch.Tensor:
+               generator: torch.Generator | None = None, device: torch.device | str = "cpu",
+               y: torch.Tensor | None = None) -> torch.Tensor:
         mu, logvar = self.components(encoder)
         uniform = torch.zeros(len(mu), device=mu.device)
         return _mixture_sample(n, mu, logvar, uniform, temperature, generator)
+
+
+class ClassPrior(nn.Module):
+    """p(z | y) = N(mu_y, diag(var_y)): one learned Gaussian per class, for conditional
+    models. Codes of class y are drawn where the encoder puts that class's images, so a
+    sampled code and the label it is decoded with never disagree. The means start at 0 and
+    the variances at 1: at first this is the standard normal prior."""
+
+    analytic_kl = True
+
+    def __init__(self, latent_dim: int, classes: int):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.mu = nn.Parameter(torch.zeros(classes, latent_dim))
+        self.logvar = nn.Parameter(torch.zeros(classes, latent_dim))
+
+    def _weights(self, y: torch.Tensor) -> torch.Tensor:
+        """Class weights (B, C): one-hot rows for integer labels, blends pass through."""
+        if y is None:
+            raise ValueError("the class prior needs the labels y")
+        return torch.nn.functional.one_hot(y, len(self.mu)).float() if y.dim() == 1 \
+            else y.float()
+
+    def _gaussian(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        weights = self._weights(y)
+        return weights @ self.mu.float(), weights @ self.logvar.float()
+
+    def log_prob(self, z: torch.Tensor, encoder: nn.Module | None = None,
+                 y: torch.Tensor | None = None) -> torch.Tensor:
+        mu, logvar = self._gaussian(y)
+        return log_normal(z, mu, logvar)
+
+    def kl(self, mu: torch.Tensor, logvar: torch.Tensor,
+           y: torch.Tensor | None = None) -> torch.Tensor:
+        """KL(q || p(z | y)) per latent dimension, (B, D), in closed form."""
+        prior_mu, prior_logvar = self._gaussian(y)
+        return gaussian_kl(mu, logvar, prior_mu, prior_logvar)
+
+    def sample(self, n: int, encoder: nn.Module | None = None, temperature: float = 1.0,
+               generator: torch.Generator | None = None, device: torch.device | str = "cpu",
+               y: torch.Tensor | None = None) -> torch.Tensor:
+        mu, logvar = self._gaussian(y)
+        eps = torch.randn(n, self.latent_dim, generator=generator, device=mu.device)
+        return mu + temperature * torch.exp(0.5 * logvar) * eps

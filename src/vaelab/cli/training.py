@@ -53,7 +53,9 @@ TRAIN_FLAGS: list[tuple[str, str, type, str]] = [
     ("--conditional", "model.conditional", ModelConfig,
      "condition encoder and decoder on the class label (cvae always is)"),
     ("--prior", "model.prior", ModelConfig,
-     "p(z): normal N(0, I), mog (learned mixture of Gaussians) or vamp (VampPrior)"),
+     "p(z): normal N(0, I), mog (learned mixture of Gaussians), vamp (VampPrior), "
+     "class (a learned Gaussian per class, conditional models); auto: class for "
+     "conditional one-layer models, else normal"),
     ("--prior-components", "model.prior_components", ModelConfig,
      "mixture components / VampPrior pseudo-inputs"),
     ("--layers", "model.layers", ModelConfig, "hvae: stochastic layers"),
