@@ -175,10 +175,11 @@ def write(run: Path, results: dict[str, Any]) -> Path:
 COMPARE_COLUMNS = [  # (eval.json key, column title, format)
     ("test_neg_elbo", "test -ELBO", "{:.2f}"), ("test_kl", "rate", "{:.2f}"),
     ("test_recon", "distortion", "{:.2f}"), ("nll", "NLL", "{:.2f}"),
-    ("nll_k", "K", "{}"), ("fid", "FID", "{:.2f}"), ("classifier_score", "class. score",
-                                                    "{:.2f}"),
-    ("active_units", "active units", "{}"), ("linear_probe_accuracy", "linear probe",
-                                             "{:.3f}"),
+    ("nll_k", "K", "{}"), ("fid", "FID", "{:.2f}"),
+    ("classifier_score", "class. score", "{:.2f}"),
+    ("conditional_accuracy", "cond. accuracy", "{:.4f}"),
+    ("active_units", "active units", "{}"),
+    ("linear_probe_accuracy", "linear probe", "{:.3f}"),
     ("knn_accuracy", "k-NN", "{:.3f}")]
 
 
