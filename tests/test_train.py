@@ -187,3 +187,48 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
 
     assert load_trainer_state(run / "checkpoints" / "last")["epoch"] == 1
     assert all(torch.isfinite(t).all() for t in weights(run).values())
+
+
+class TestUpdateGuard:
+    """train_step skips an update whose gradient norm is above the threshold (or not
+    finite), and clips the others to the given norm."""
+
+    def make(self, scale: float):
+        weight = torch.nn.Parameter(torch.ones(3))
+        optimizer = torch.optim.SGD([weight], lr=1.0)
+
+        def loss_fn(x, noise, y, beta):  # gradient = scale * (1, 2, 3): norm 3.74 * scale
+            loss = scale * (weight * torch.tensor([1.0, 2.0, 3.0])).sum()
+            return {"loss": loss, "recon": loss, "kl": loss * 0}
+        return weight, optimizer, loss_fn
+
+    def step(self, loss_fn, optimizer, guard):
+        from vaelab.train import train_step
+
+        x = torch.zeros(1)
+        return train_step(loss_fn, optimizer, x, x, None, torch.tensor(1.0), 1.0, guard)
+
+    def test_skips_above_the_threshold(self):
+        from vaelab.train import UpdateGuard
+
+        weight, optimizer, loss_fn = self.make(scale=100.0)  # norm 374
+        assert self.step(loss_fn, optimizer, UpdateGuard(skip_threshold=300.0)) is None
+        assert torch.equal(weight.detach(), torch.ones(3))
+        assert self.step(loss_fn, optimizer, UpdateGuard(skip_threshold=400.0)) is not None
+        assert not torch.equal(weight.detach(), torch.ones(3))
+
+    def test_clips_to_the_norm(self):
+        from vaelab.train import UpdateGuard
+
+        weight, optimizer, loss_fn = self.make(scale=100.0)
+        self.step(loss_fn, optimizer, UpdateGuard(grad_clip=1.0))
+        moved = torch.ones(3) - weight.detach()  # SGD, lr 1: the clipped gradient itself
+        assert moved.norm().item() == pytest.approx(1.0, rel=1e-5)
+        torch.testing.assert_close(moved / moved.norm(), torch.tensor([1.0, 2, 3]) / 14 ** 0.5)
+
+    def test_non_finite_is_skipped(self):
+        from vaelab.train import UpdateGuard
+
+        weight, optimizer, loss_fn = self.make(scale=math.inf)
+        assert self.step(loss_fn, optimizer, UpdateGuard(skip_nonfinite=True)) is None
+        assert torch.equal(weight.detach(), torch.ones(3))
