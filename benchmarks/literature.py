@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+from commands import VAELAB, run
 
 from vaelab.evaluate import data_mode
 
@@ -28,13 +28,6 @@ PRESETS = {  # name: (config file or None for the defaults, evaluation images, p
 }
 
 
-def run(command: list[str]) -> float:
-    print("$", " ".join(command), flush=True)
-    started = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
@@ -46,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="where the runs go (default runs/bench)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/literature.json")
     args = parser.parse_args(argv)
-    vaelab = [sys.executable, "-m", "vaelab"]
+    vaelab = VAELAB
     rows = []
     for name in args.presets:
         config, images, paper, k = PRESETS[name]

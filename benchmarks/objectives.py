@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+from commands import VAELAB, run
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {  # name: extra train flags
@@ -27,13 +27,6 @@ VARIANTS = {  # name: extra train flags
     "mog-prior": ["--prior", "mog", "--prior-components", "10"],
     "vamp-prior": ["--prior", "vamp", "--prior-components", "100"],
 }
-
-
-def run(command: list[str]) -> float:
-    print("$", " ".join(command), flush=True)
-    started = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=Path, default=Path("runs/objectives"))
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/objectives.json")
     args = parser.parse_args(argv)
-    vaelab = [sys.executable, "-m", "vaelab"]
+    vaelab = VAELAB
     rows = []
     for name in args.variants:
         run_dir = args.runs / name

@@ -37,7 +37,7 @@ from .checkpoint import (
     write_json,
 )
 from .config import Config, ObjectiveConfig, TrainConfig
-from .data import Datasets, eval_batches, load_dataset
+from .data import Datasets, Split, eval_batches, load_dataset
 from .device import pick_device
 from .distributed import World
 from .errors import ConfigError, Interrupted, RunError, TrainingDiverged
@@ -356,7 +356,7 @@ def _test_nll(model: LatentVariableModel, test, tc: TrainConfig, device) -> floa
     model.eval()
     generator = torch.Generator(device=device).manual_seed(VAL_NOISE_SEED)
     total = 0.0
-    subset = type(test)(test.images[:tc.nll_images], test.labels[:tc.nll_images])
+    subset = Split(test.images[:tc.nll_images], test.labels[:tc.nll_images])
     for x, y in eval_batches(subset, EVAL_BATCH_SIZE):
         x, y = x.to(device), y.to(device) if model.conditional else None
         total += -iwae_bound(model, x, tc.nll_k, generator, y=y).sum().item()
