@@ -19,6 +19,7 @@ import math
 import torch
 from torch import nn
 
+from .generative import one_hot
 from .likelihoods import LOG_2PI, gaussian_kl, kl_standard_normal
 
 PSEUDO_INPUT_INIT = (-2.0, 0.5)  # logits of the pseudo-inputs: mean, std (pixels ~0.12)
@@ -136,15 +137,9 @@ class ClassPrior(nn.Module):
         self.mu = nn.Parameter(torch.zeros(classes, latent_dim))
         self.logvar = nn.Parameter(torch.zeros(classes, latent_dim))
 
-    def _weights(self, y: torch.Tensor) -> torch.Tensor:
-        """Class weights (B, C): one-hot rows for integer labels, blends pass through."""
-        if y is None:
-            raise ValueError("the class prior needs the labels y")
-        return torch.nn.functional.one_hot(y, len(self.mu)).float() if y.dim() == 1 \
-            else y.float()
-
     def _gaussian(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        weights = self._weights(y)
+        """The Gaussian of each row's class (blended for blended label rows): (B, D) each."""
+        weights = one_hot(y, len(self.mu), torch.float32)  # (B, C)
         return weights @ self.mu.float(), weights @ self.logvar.float()
 
     def log_prob(self, z: torch.Tensor, encoder: nn.Module | None = None,
