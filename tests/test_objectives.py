@@ -206,6 +206,17 @@ class TestHierarchical:
         elbo = negative_elbo(model, x)
         assert elbo["kl"].item() == pytest.approx(0.0, abs=1e-5)
 
+    def test_a_residual_cell_adds_the_same_whatever_the_input_scale(self):
+        """Pre-norm cells: cell(c x) - c x = cell(x) - x, so no input, however large, makes
+        a cell amplify it (the unnormalised cell ran away on one faint test digit)."""
+        from vaelab.hvae import ResidualCell
+        cell = perturb(ResidualCell(32, depth=4)).double()
+        x = torch.randn(5, 32, generator=torch.Generator().manual_seed(0), dtype=torch.double)
+        step = cell(x) - x
+        for scale in (10.0, 1e4):
+            torch.testing.assert_close(cell(scale * x) - scale * x, step,
+                                       atol=1e-4, rtol=1e-4)  # LayerNorm eps: 1e-5
+
     def test_loss_falls(self):
         torch.manual_seed(0)
         model = build_model(HVAE)

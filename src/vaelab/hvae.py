@@ -37,18 +37,23 @@ def soft_clamp(logvar: torch.Tensor) -> torch.Tensor:
 
 
 class ResidualCell(nn.Module):
-    """x + W2 gelu(W1 gelu(x)): a pre-activation MLP cell. The last layer starts scaled by
-    1/sqrt(depth), as in VDVAE, so a deep stack starts close to the identity."""
+    """x + W2 gelu(W1 LayerNorm(x)): a pre-norm MLP cell. The last layer starts scaled by
+    1/sqrt(depth), as in VDVAE, so a deep stack starts close to the identity.
+
+    The normalisation bounds what one cell can add by its weights, whatever the input: an
+    unnormalised cell (x + W2 gelu(W1 gelu(x))) learned a gain of 65 on one faint test digit,
+    whose features, posteriors and likelihood then ran away (README, "hierarchical VAE")."""
 
     def __init__(self, width: int, depth: int):
         super().__init__()
+        self.norm = nn.LayerNorm(width)
         self.inner = nn.Linear(width, width)
         self.outer = nn.Linear(width, width)
         with torch.no_grad():
             self.outer.weight.mul_(1 / math.sqrt(depth))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.outer(F.gelu(self.inner(F.gelu(x))))
+        return x + self.outer(F.gelu(self.inner(self.norm(x))))
 
 
 class TopDownLayer(nn.Module):
