@@ -301,10 +301,12 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
                                        f" or above train.skip_threshold); try a lower --lr")
             train_means = dict(zip(TERMS, (sums[:3] / (n_train - skipped)).tolist()))
             _check_finite(train_means["loss"], epoch, run)
-            # Model selection uses the validation loss, or the training loss without one.
-            # Every rank evaluates (same weights, same noise), so all reach the same decisions.
+            # Model selection uses the validation loss, or without one the training loss at the
+            # full beta: what was optimised is lower during KL warm-up, and would pick an early
+            # epoch. Every rank evaluates (same weights, same noise): all reach the same decision.
             val_means = evaluate_loss(ema.model, val, cfg.objective.beta) if len(val) else {}
-            selection = val_means.get("loss", train_means["loss"])
+            selection = val_means.get(
+                "loss", train_means["recon"] + cfg.objective.beta * train_means["kl"])
             _check_finite(selection, epoch, run)
             nll = _test_nll(ema.model, data.test, tc, device) \
                 if world.main and _nll_due(tc, epoch) else None
@@ -463,7 +465,7 @@ def _summarize(run: Path, cfg: Config, model: LatentVariableModel, data: Dataset
     best_dir = resolve(rundir.checkpoint_dir(run, "best"))
     load_weights(best_dir, model)  # training is over: the model takes the best weights
     test = evaluate_loss(model, data.test.to(device), beta=1.0)
-    selected_by = "val_loss" if len(data.val) else "train_loss"
+    selected_by = "val_loss" if len(data.val) else "train_neg_elbo"  # recon + beta kl
     summary = {"best_epoch": progress.best_epoch, f"best_{selected_by}": progress.best_val,
                **{f"test_{k}": v for k, v in test.items()},
                "protocol": f"{cfg.data.dataset} {cfg.data.mode}, {cfg.model.likelihood} "
