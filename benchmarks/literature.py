@@ -39,12 +39,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="where the runs go (default runs/bench)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/literature.json")
     args = parser.parse_args(argv)
-    vaelab = VAELAB
     rows = []
     for name in args.presets:
         config, images, paper, k = PRESETS[name]
         run_dir = args.runs / name
-        train = [*vaelab, "train", "--no-progress", "--out", str(run_dir)]
+        train = [*VAELAB, "train", "--no-progress", "--out", str(run_dir)]
         train += ["--config", str(ROOT / config)] if config else []
         if (run_dir / "checkpoints").exists():
             print(f"{run_dir} exists: evaluating it again without retraining", flush=True)
@@ -52,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                 "train_seconds_this_session")
         else:
             train_seconds = run(train)
-        evaluate = [*vaelab, "evaluate", str(run_dir), "--k", str(k or args.k),
+        evaluate = [*VAELAB, "evaluate", str(run_dir), "--k", str(k or args.k),
                     "--precision", args.precision]
         evaluate += ["--images", str(images)] if images else []
         run(evaluate)

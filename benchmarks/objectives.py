@@ -39,15 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=Path, default=Path("runs/objectives"))
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/objectives.json")
     args = parser.parse_args(argv)
-    vaelab = VAELAB
     rows = []
     for name in args.variants:
         run_dir = args.runs / name
-        train = [*vaelab, "train", "--no-progress", "--config",
+        train = [*VAELAB, "train", "--no-progress", "--config",
                  str(ROOT / "configs/burda-vae.toml"), "--epochs", str(args.epochs),
                  "--threads", str(args.threads), "--out", str(run_dir), *VARIANTS[name]]
         seconds = run(train)
-        run([*vaelab, "evaluate", str(run_dir), "--k", str(args.k), "--images",
+        run([*VAELAB, "evaluate", str(run_dir), "--k", str(args.k), "--images",
              str(args.images), "--no-fid"])
         results = json.loads((run_dir / "eval.json").read_text())
         rows.append({"variant": name, "train_flags": " ".join(VARIANTS[name]),
