@@ -16,7 +16,7 @@ from pathlib import Path
 
 from commands import VAELAB, run
 
-from vaelab.evaluate import data_mode
+from vaelab.evaluation.evaluate import data_mode
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = {  # name: (config file or None for the defaults, evaluation images, paper NLL, K)

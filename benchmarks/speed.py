@@ -69,8 +69,8 @@ def training_flops_per_image(args: list[str]) -> float:
 
     from vaelab.cli.training import TRAIN_FLAGS
     from vaelab.config import Config, load_toml
-    from vaelab.models import build_model
-    from vaelab.objectives import negative_elbo
+    from vaelab.models.vae import build_model
+    from vaelab.training.objectives import negative_elbo
 
     values = load_toml(ROOT / args[args.index("--config") + 1]) if "--config" in args else {}
     cfg = Config.from_dict(values)
@@ -168,8 +168,8 @@ def paired_worker(epochs: int) -> list[dict]:
     import example_baseline
 
     from vaelab.config import Config, load_toml
-    from vaelab.data import load_split
-    from vaelab.train import train
+    from vaelab.data.datasets import load_split
+    from vaelab.training.loop import train
 
     train_images, train_labels = load_split("mnist", "train")
     test_images, test_labels = load_split("mnist", "test")
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         return measure(Path(argv[1]), argv[2:])
     args = parser.parse_args(argv)
     if args.paired_worker:
-        from vaelab.speed import tune_allocator
+        from vaelab.training.speed import tune_allocator
 
         tune_allocator()
         print(json.dumps(paired_worker(args.paired_worker)))

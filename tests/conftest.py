@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from vaelab.config import Config
-from vaelab.data import DATASETS, SPLIT_FILES
+from vaelab.data.datasets import DATASETS, SPLIT_FILES
 
 TINY = {  # a model and data subset small enough that a run takes a few seconds
     "data.limit": 2000, "data.val_size": 500,
@@ -46,7 +46,7 @@ def tiny_config() -> Config:
 
 def train_quietly(overrides: dict, factory, name: str, data_dir: Path) -> Path:
     """Train a run of the default config with `overrides` in a fresh temporary folder."""
-    from vaelab.train import train
+    from vaelab.training.loop import train
 
     run = factory.mktemp("runs") / name
     train(Config().replace(overrides), out=run, data_dir=data_dir, progress_bar=False,
@@ -71,6 +71,6 @@ def trained_run_2d(tmp_path_factory, data_dir) -> Path:
 def quick_classifier(data_dir):
     """vaelab's classifier trained briefly (5,000 images, two epochs): about 96% test
     accuracy in 20 s. Returns (model, test accuracy)."""
-    from vaelab.classifier import train_classifier
+    from vaelab.evaluation.classifier import train_classifier
 
     return train_classifier("mnist", data_dir, epochs=2, limit=5000, log=lambda *_: None)

@@ -11,8 +11,8 @@ import pytest
 
 from test_data import idx_bytes, no_network
 from test_faults import report
-from vaelab import data
 from vaelab.cli import main
+from vaelab.data import download
 
 TINY = ["--model", "mlp", "--hidden", "32", "--latent-dim", "2", "--limit", "300",
         "--val-size", "100", "--epochs", "1", "--no-progress"]
@@ -176,7 +176,7 @@ def snapshot(folder: Path) -> dict[str, int]:
 def test_bad_input_gives_one_line_and_exit_2(argv_of, fragment, tmp_path, trained_run, capsys,
                                              monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(data.urllib.request, "urlopen", no_network)  # tests never download
+    monkeypatch.setattr(download.urllib.request, "urlopen", no_network)  # tests never download
     argv = argv_of(tmp_path, trained_run)
     before = snapshot(tmp_path)
     try:

@@ -4,11 +4,11 @@ import pickle
 import pytest
 import torch
 
-from vaelab import checkpoint
-from vaelab.checkpoint import load_checkpoint, load_trainer_state, resolve, save_checkpoint
 from vaelab.config import Config
 from vaelab.errors import RunError
-from vaelab.models import build_model
+from vaelab.models.vae import build_model
+from vaelab.runs import checkpoint
+from vaelab.runs.checkpoint import load_checkpoint, load_trainer_state, resolve, save_checkpoint
 
 CFG = Config().replace({"model.arch": "mlp", "model.hidden": [32], "model.latent_dim": 3})
 

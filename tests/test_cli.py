@@ -12,7 +12,7 @@ from PIL import Image
 
 import vaelab
 from vaelab.cli import main
-from vaelab.rundir import RunLock
+from vaelab.runs.rundir import RunLock
 
 TINY_FLAGS = ["--model", "mlp", "--hidden", "128", "--latent-dim", "4", "--limit", "2000",
               "--val-size", "500", "--batch-size", "100", "--sample-grid", "4",
@@ -71,12 +71,12 @@ class TestBadInput:
     def test_missing_data_offline(self, capsys, tmp_path, monkeypatch):
         import urllib.error
 
-        from vaelab import data
+        from vaelab.data import download
 
         def no_network(*a, **k):
             raise urllib.error.URLError("offline")
 
-        monkeypatch.setattr(data.urllib.request, "urlopen", no_network)
+        monkeypatch.setattr(download.urllib.request, "urlopen", no_network)
         err = assert_one_line_error(
             capsys, ["train", "--data-dir", str(tmp_path / "empty"), "--out",
                      str(tmp_path / "run")], "train-images-idx3-ubyte.gz",

@@ -10,7 +10,7 @@ from PIL import Image
 from test_cli import assert_one_line_error
 from vaelab.cli import main
 from vaelab.config import Config
-from vaelab.evaluate import rate_distortion_points
+from vaelab.evaluation.evaluate import rate_distortion_points
 
 RUNS = {  # name: (beta, rate, distortion), given out of beta order
     "b2": (2.0, 8.0, 150.0), "b05": (0.5, 21.0, 131.5), "b1": (1.0, 14.0, 138.0)}

@@ -17,12 +17,13 @@ from PIL import Image
 
 from conftest import train_quietly
 from test_cli import assert_one_line_error
-from vaelab import explore, plots
-from vaelab.classifier import features_and_probs, save_classifier, train_classifier
 from vaelab.cli import main
-from vaelab.data import DATASETS, load_test, to_float
-from vaelab.evaluate import conditional_accuracy
-from vaelab.rundir import load, load_run
+from vaelab.data.datasets import DATASETS, load_test, to_float
+from vaelab.evaluation.classifier import features_and_probs, save_classifier, train_classifier
+from vaelab.evaluation.evaluate import conditional_accuracy
+from vaelab.figures import plots
+from vaelab.models import latents as explore
+from vaelab.runs.rundir import load, load_run
 
 CONDITIONAL = {
     "data.limit": 5000, "data.val_size": 500, "model.arch": "cvae", "model.channels": [16, 32],
@@ -169,7 +170,7 @@ class TestStyle:
 class TestLabelledFigures:
     def test_interpolation_blends_the_labels(self, conditional_run, data_dir, tmp_path,
                                              monkeypatch):
-        from vaelab import figures
+        from vaelab.figures import run_figures as figures
 
         model, cfg = load_run(conditional_run)
         test = load_test(cfg.data, data_dir)
@@ -268,14 +269,14 @@ class TestEvaluate:
 
     def test_no_fid_skips_the_classifier(self, conditional_run, data_dir, tmp_path,
                                          monkeypatch):
-        import vaelab.evaluate
+        from vaelab.evaluation import evaluate as evaluate_module
 
         def refuse(*a, **k):
             raise AssertionError("--no-fid must not load the classifier")
 
-        monkeypatch.setattr(vaelab.evaluate, "load_classifier", refuse)
-        monkeypatch.setattr(vaelab.evaluate, "latent_quality", lambda *a: {})  # (slow, beside
-        #                                                                      the point here)
+        monkeypatch.setattr(evaluate_module, "load_classifier", refuse)
+        monkeypatch.setattr(evaluate_module, "latent_quality", lambda *a: {})  # (slow, beside
+        #                                                                    the point here)
         run = tmp_path / "run"
         shutil.copytree(conditional_run, run)
         assert main(["evaluate", str(run), "--k", "5", "--images", "10", "--no-fid",

@@ -2,8 +2,8 @@ import pytest
 
 from vaelab.config import Config, ModelConfig, choices, load_config, load_toml, parse_override
 from vaelab.errors import ConfigError
-from vaelab.likelihoods import LIKELIHOODS
-from vaelab.models import MODELS
+from vaelab.models.likelihoods import LIKELIHOODS
+from vaelab.models.vae import MODELS
 
 
 class TestConfig:

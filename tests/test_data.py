@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from vaelab import data
 from vaelab.config import DataConfig
-from vaelab.data import DatasetSpec, dynamic_binarize, ensure_files, load_dataset, read_idx
+from vaelab.data import datasets as data
+from vaelab.data import download
+from vaelab.data.datasets import DatasetSpec, dynamic_binarize, ensure_files, load_dataset
+from vaelab.data.idx import read_idx
 from vaelab.errors import DataError
 
 
@@ -117,7 +119,7 @@ def no_network(*args, **kwargs):
 class TestFiles:
     def test_offline_message_names_files_and_folder(self, fake_dataset, monkeypatch):
         root, _ = fake_dataset
-        monkeypatch.setattr(data.urllib.request, "urlopen", no_network)
+        monkeypatch.setattr(download.urllib.request, "urlopen", no_network)
         with pytest.raises(DataError) as e:
             ensure_files("mnist", root)
         message = str(e.value)
@@ -138,10 +140,10 @@ class TestFiles:
                 return io.BytesIO(payloads[name][:-1] + b"x")
             return io.BytesIO(payloads[name])
 
-        monkeypatch.setattr(data.urllib.request, "urlopen", fake_urlopen)
+        monkeypatch.setattr(download.urllib.request, "urlopen", fake_urlopen)
         folder = ensure_files("mnist", root)
         assert sorted(p.name for p in folder.iterdir()) == sorted(payloads)
-        assert all(data.md5sum(folder / n) == hashlib.md5(p).hexdigest()
+        assert all(download.md5sum(folder / n) == hashlib.md5(p).hexdigest()
                    for n, p in payloads.items())
         assert any("/a/" in u for u in served) and any("/b/" in u for u in served)
 

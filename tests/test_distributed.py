@@ -14,7 +14,7 @@ import torch
 
 from test_train import interrupt_at, metrics, quiet, weights
 from vaelab.config import Config
-from vaelab.train import train
+from vaelab.training.loop import train
 
 # 1,999 images in global batches of 100: the last batch (99) splits unevenly, 49 + 50.
 FLAGS = ["--model", "mlp", "--hidden", "64", "--latent-dim", "4", "--limit", "1999",

@@ -7,14 +7,14 @@ import math
 import pytest
 import torch
 
-from vaelab.classifier import features_and_probs, save_classifier, train_classifier
 from vaelab.cli import main
-from vaelab.data import load_test, to_float
-from vaelab.fid import classifier_score, frechet_distance
-from vaelab.iwae import iwae_bound, log_weights
-from vaelab.likelihoods import LOG_2PI
-from vaelab.objectives import negative_elbo
-from vaelab.rundir import load_run
+from vaelab.data.datasets import load_test, to_float
+from vaelab.evaluation.classifier import features_and_probs, save_classifier, train_classifier
+from vaelab.evaluation.fid import classifier_score, frechet_distance
+from vaelab.models.iwae import iwae_bound, log_weights
+from vaelab.models.likelihoods import LOG_2PI
+from vaelab.runs.rundir import load_run
+from vaelab.training.objectives import negative_elbo
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +88,8 @@ def linear_gaussian_vae():
     """x = W z + b + noise, W with orthogonal columns, so the true posterior is diagonal."""
     from torch import nn
 
-    from vaelab.likelihoods import Gaussian
-    from vaelab.models import VAE, Decoder, GaussianEncoder
+    from vaelab.models.likelihoods import Gaussian
+    from vaelab.models.vae import VAE, Decoder, GaussianEncoder
 
     g = torch.Generator().manual_seed(0)
     sigma, scales = 0.5, torch.tensor([3.0, 2.0])
@@ -121,7 +121,7 @@ def linear_gaussian_vae():
 def exact_model(tmp_path_factory, data_dir):
     """A 2-D latent MLP trained well enough that q(z|x) covers the posterior."""
     from vaelab.config import Config
-    from vaelab.train import train
+    from vaelab.training.loop import train
 
     cfg = Config().replace({"model.arch": "mlp", "model.hidden": [256], "model.latent_dim": 2,
                             "data.val_size": 500, "train.epochs": 4, "train.batch_size": 100})
@@ -219,7 +219,7 @@ def test_evaluate_and_compare(trained_run, trained_run_2d, data_dir, tmp_path, m
     assert table[0].startswith("| run | data | beta | test -ELBO | rate | distortion | NLL |")
     assert len(table) == 4
     assert table[2].split("|")[2].strip() == "binarized"
-    from vaelab.evaluate import data_mode
+    from vaelab.evaluation.evaluate import data_mode
 
     assert data_mode({"protocol": "mnist grayscale in [0, 1] ... NOT comparable with "
                                   "published NLLs on binarized MNIST"}) == "grayscale"

@@ -9,10 +9,11 @@ import torch
 from PIL import Image
 
 import vaelab
-from vaelab import explore, plots
 from vaelab.cli import main
-from vaelab.data import load_test, to_float
-from vaelab.rundir import load_run
+from vaelab.data.datasets import load_test, to_float
+from vaelab.figures import plots
+from vaelab.models import latents as explore
+from vaelab.runs.rundir import load_run
 
 
 def run_main(*argv) -> None:
@@ -87,7 +88,7 @@ class TestCommands:
 
     def test_one_dimensional_latents_get_a_row_per_class(self, trained_run, tmp_path,
                                                          data_dir, monkeypatch):
-        from vaelab import figures
+        from vaelab.figures import run_figures as figures
 
         captured = {}
         monkeypatch.setattr(figures.plots, "latent_scatter",
@@ -218,7 +219,7 @@ class TestReport:
 
 def test_api_load_then_figures(trained_run_2d, tmp_path):
     """The figure functions work from the Python API too."""
-    from vaelab.figures import manifold_plot
+    from vaelab.figures.run_figures import manifold_plot
 
     out = manifold_plot(vaelab.load(trained_run_2d), tmp_path / "m.png", n=4)
     assert_not_blank(out)

@@ -25,14 +25,14 @@ import torch
 
 from test_data import fake_dataset, idx_bytes, images  # noqa: F401 (fixtures)
 from test_train import metrics, quiet, same_weights, weights
-from vaelab import checkpoint
-from vaelab.checkpoint import load_trainer_state, load_weights, resolve
-from vaelab.data import ensure_files
+from vaelab.data.datasets import ensure_files
 from vaelab.errors import DataError, RunError, TrainingDiverged
-from vaelab.models import build_model
-from vaelab.train import train
+from vaelab.models.vae import build_model
+from vaelab.runs import checkpoint
+from vaelab.runs.checkpoint import load_trainer_state, load_weights, resolve
+from vaelab.training.loop import train
 
-train_module = importlib.import_module("vaelab.train")
+train_module = importlib.import_module("vaelab.training.loop")
 
 # Few batches per epoch and many epochs: checkpoints are written often, so random kills
 # land in every phase (start-up, steps, evaluation, sample grid, checkpoint writes).
@@ -249,7 +249,7 @@ def mirror(fake_dataset):  # noqa: F811 (the fixture imported above)
 
 class TestDownload:
     def use_mirrors(self, monkeypatch, base, *kinds):
-        from vaelab import data
+        from vaelab.data import datasets as data
 
         spec = data.DATASETS["mnist"]
         monkeypatch.setitem(data.DATASETS, "mnist", type(spec)(

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from test_faults import report
 from vaelab.config import Config, load_toml, parse_override
-from vaelab.data import read_idx
+from vaelab.data.idx import read_idx
 from vaelab.errors import ConfigError, DataError
 
 EXAMPLES = int(os.environ.get("VAELAB_FUZZ_EXAMPLES", "300"))

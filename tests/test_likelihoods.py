@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from vaelab.likelihoods import Bernoulli, Gaussian, kl_standard_normal
-from vaelab.models import VAE, Decoder, GaussianEncoder
-from vaelab.objectives import beta_at, negative_elbo
+from vaelab.models.likelihoods import Bernoulli, Gaussian, kl_standard_normal
+from vaelab.models.vae import VAE, Decoder, GaussianEncoder
+from vaelab.training.objectives import beta_at, negative_elbo
 
 
 class TestKL:

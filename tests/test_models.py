@@ -3,8 +3,8 @@ import torch
 
 from vaelab.config import ModelConfig
 from vaelab.errors import ConfigError
-from vaelab.models import build_model
-from vaelab.objectives import negative_elbo
+from vaelab.models.vae import build_model
+from vaelab.training.objectives import negative_elbo
 
 
 def n_params(module) -> int:

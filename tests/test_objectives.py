@@ -9,10 +9,10 @@ import torch
 import vaelab
 from vaelab.config import Config, ModelConfig
 from vaelab.errors import ConfigError
-from vaelab.iwae import iwae_bound
-from vaelab.models import build_model
-from vaelab.objectives import negative_elbo, negative_iwae
-from vaelab.priors import MixturePrior, VampPrior
+from vaelab.models.iwae import iwae_bound
+from vaelab.models.priors import MixturePrior, VampPrior
+from vaelab.models.vae import build_model
+from vaelab.training.objectives import negative_elbo, negative_iwae
 
 HVAE = ModelConfig(arch="hvae", layers=3, latent_dim=4, width=32, blocks=1)
 ONE_LAYER = [ModelConfig(arch="mlp", hidden=(32,), latent_dim=3),
@@ -209,7 +209,7 @@ class TestHierarchical:
     def test_a_residual_cell_adds_the_same_whatever_the_input_scale(self):
         """Pre-norm cells: cell(c x) - c x = cell(x) - x, so no input, however large, makes
         a cell amplify it (the unnormalised cell ran away on one faint test digit)."""
-        from vaelab.hvae import ResidualCell
+        from vaelab.models.hvae import ResidualCell
         cell = perturb(ResidualCell(32, depth=4)).double()
         x = torch.randn(5, 32, generator=torch.Generator().manual_seed(0), dtype=torch.double)
         step = cell(x) - x
@@ -250,9 +250,9 @@ def test_cli_trains_a_hierarchical_vae_with_iwae_and_ema(tmp_path, data_dir):
     assert [r["test_nll_k"] for r in records] == [5, 5]
     # The logged estimate is -L_5 of the averaged weights on the first 50 test images:
     # recompute it from the last checkpoint, with the same seed.
-    from vaelab.checkpoint import load_checkpoint
-    from vaelab.data import load_test, to_float
-    from vaelab.train import VAL_NOISE_SEED
+    from vaelab.data.datasets import load_test, to_float
+    from vaelab.runs.checkpoint import load_checkpoint
+    from vaelab.training.steps import VAL_NOISE_SEED
 
     model, cfg = load_checkpoint(run / "checkpoints" / "last")
     x = to_float(load_test(cfg.data, data_dir).images[:50])

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from vaelab.config import Config
-from vaelab.train import train
+from vaelab.training.loop import train
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from conftest import train_quietly
 from test_cli import assert_one_line_error
 from vaelab.cli import main
 from vaelab.config import Config
-from vaelab.data import (
+from vaelab.data.datasets import (
     EVAL_BINARIZE_SEED,
     SPLIT_SEED,
     binarize_once,
@@ -21,10 +21,16 @@ from vaelab.data import (
     load_split,
     to_float,
 )
-from vaelab.models import build_model
-from vaelab.objectives import negative_elbo
-from vaelab.rundir import load_run
-from vaelab.score import model_inputs, quantile_of, reference_split, score_images, threshold
+from vaelab.evaluation.score import (
+    model_inputs,
+    quantile_of,
+    reference_split,
+    score_images,
+    threshold,
+)
+from vaelab.models.vae import build_model
+from vaelab.runs.rundir import load_run
+from vaelab.training.objectives import negative_elbo
 
 SMALL = {  # a little more than conftest's TINY, so that the model knows digits from garments
     "data.limit": 10_000, "data.val_size": 1000, "model.arch": "mlp", "model.hidden": [256],

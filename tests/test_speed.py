@@ -7,12 +7,13 @@ import pytest
 import torch
 
 from test_train import metrics, quiet, weights
-from vaelab.batches import EpochPlan
 from vaelab.config import Config, TrainConfig
-from vaelab.distributed import World
 from vaelab.errors import ConfigError
-from vaelab.speed import autocast, build_optimizer, resolve_precision
-from vaelab.train import lr_at, train
+from vaelab.training.batches import EpochPlan
+from vaelab.training.distributed import World
+from vaelab.training.loop import train
+from vaelab.training.speed import autocast, build_optimizer, resolve_precision
+from vaelab.training.steps import lr_at
 
 CPU = torch.device("cpu")
 

@@ -10,11 +10,12 @@ from safetensors.torch import load_file
 
 import vaelab
 from vaelab.errors import Interrupted, RunError, TrainingDiverged
-from vaelab.rundir import RunLock
-from vaelab.train import train
+from vaelab.runs.rundir import RunLock
+from vaelab.training.loop import train
 
-# `vaelab.train` is the re-exported function; the module is reached by name.
-train_module = importlib.import_module("vaelab.train")
+# `vaelab.train` is the re-exported function; the loop module is reached by name.
+train_module = importlib.import_module("vaelab.training.loop")
+steps_module = importlib.import_module("vaelab.training.steps")
 
 
 def quiet(*_):
@@ -175,7 +176,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
         tiny_config, tmp_path, data_dir, monkeypatch):
     cfg = tiny_config.replace({"train.epochs": 3})
     run = tmp_path / "nan"
-    real = train_module.negative_elbo
+    real = steps_module.negative_elbo
     calls = {"n": 0}
 
     def poisoned(model, x, *args, **kwargs):
@@ -185,11 +186,11 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
             out["loss"] = out["loss"] * float("nan")
         return out
 
-    monkeypatch.setattr(train_module, "negative_elbo", poisoned)
+    monkeypatch.setattr(steps_module, "negative_elbo", poisoned)
     with pytest.raises(TrainingDiverged, match="non-finite .* in epoch 2") as e:
         train(cfg, out=run, data_dir=data_dir, log=quiet)
     assert str(run / "checkpoints" / "last") in str(e.value)
-    from vaelab.checkpoint import load_trainer_state
+    from vaelab.runs.checkpoint import load_trainer_state
 
     assert load_trainer_state(run / "checkpoints" / "last")["epoch"] == 1
     assert all(torch.isfinite(t).all() for t in weights(run).values())
@@ -209,13 +210,13 @@ class TestUpdateGuard:
         return weight, optimizer, loss_fn
 
     def step(self, loss_fn, optimizer, guard):
-        from vaelab.train import train_step
+        from vaelab.training.steps import train_step
 
         x = torch.zeros(1)
         return train_step(loss_fn, optimizer, x, x, None, torch.tensor(1.0), 1.0, guard)
 
     def test_skips_above_the_threshold(self):
-        from vaelab.train import UpdateGuard
+        from vaelab.training.steps import UpdateGuard
 
         weight, optimizer, loss_fn = self.make(scale=100.0)  # norm 374
         assert self.step(loss_fn, optimizer, UpdateGuard(skip_threshold=300.0)) is None
@@ -224,7 +225,7 @@ class TestUpdateGuard:
         assert not torch.equal(weight.detach(), torch.ones(3))
 
     def test_clips_to_the_norm(self):
-        from vaelab.train import UpdateGuard
+        from vaelab.training.steps import UpdateGuard
 
         weight, optimizer, loss_fn = self.make(scale=100.0)
         self.step(loss_fn, optimizer, UpdateGuard(grad_clip=1.0))
@@ -233,7 +234,7 @@ class TestUpdateGuard:
         torch.testing.assert_close(moved / moved.norm(), torch.tensor([1.0, 2, 3]) / 14 ** 0.5)
 
     def test_non_finite_is_skipped(self):
-        from vaelab.train import UpdateGuard
+        from vaelab.training.steps import UpdateGuard
 
         weight, optimizer, loss_fn = self.make(scale=math.inf)
         assert self.step(loss_fn, optimizer, UpdateGuard(skip_nonfinite=True)) is None

@@ -4,17 +4,17 @@
     model = vaelab.load("runs/my-run")           # trained VAE, eval mode, on the CPU
     images = model.sample(16)                    # (16, 1, 28, 28) in [0, 1]
     sevens = cvae.sample(16, label=7)            # a conditional run draws the asked class
+
+The package: data/ (images in), models/, training/, runs/ (run directories, checkpoints,
+export), evaluation/, figures/ and cli/, each depending only on those before it.
 """
 
 from .config import Config, DataConfig, ModelConfig, ObjectiveConfig, TrainConfig
 from .data import DATASETS, load_dataset
 from .errors import VaelabError
-from .export import export, load_decoder, load_encoder
-from .generative import LatentVariableModel
-from .hvae import HierarchicalVAE
-from .models import VAE, build_model
-from .rundir import load
-from .train import train
+from .models import VAE, HierarchicalVAE, LatentVariableModel, build_model
+from .runs import export, load, load_decoder, load_encoder
+from .training import train
 
 __version__ = "0.1.0"
 datasets = DATASETS

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..config import TrainConfig, choices
 from ..errors import ConfigError
-from ..rundir import CHECKPOINT_NAMES
+from ..runs.rundir import CHECKPOINT_NAMES
 
 
 class Parser(argparse.ArgumentParser):

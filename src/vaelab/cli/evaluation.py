@@ -67,10 +67,10 @@ def register(sub) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from ..data import load_dataset
+    from ..data.datasets import load_dataset
     from ..device import pick_device
-    from ..evaluate import evaluate, format_table, write
-    from ..rundir import load_run
+    from ..evaluation.evaluate import evaluate, format_table, write
+    from ..runs.rundir import load_run
 
     check_positive(k=args.k)
     if args.images < 0:
@@ -88,10 +88,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    from ..evaluate import compare, rate_distortion_points
+    from ..evaluation.evaluate import compare, rate_distortion_points
 
     if args.plot is not None:
-        from ..plots import rate_distortion
+        from ..figures.plots import rate_distortion
 
         points = rate_distortion_points(args.runs)  # checks the runs before printing
         print(compare(args.runs))
@@ -101,10 +101,10 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> None:
-    from ..checkpoint import write_json
     from ..device import pick_device
-    from ..rundir import load_run
-    from ..score import check_quantile, format_report, load_images, score_files
+    from ..evaluation.score import check_quantile, format_report, load_images, score_files
+    from ..runs.checkpoint import write_json
+    from ..runs.rundir import load_run
 
     check_positive(k=args.k)
     check_quantile(args.quantile)
@@ -124,7 +124,7 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 
 def cmd_classifier_train(args: argparse.Namespace) -> None:
-    from ..classifier import EPOCHS, save_classifier, train_classifier
+    from ..evaluation.classifier import EPOCHS, save_classifier, train_classifier
 
     epochs = args.epochs or EPOCHS
     check_positive(epochs=epochs)

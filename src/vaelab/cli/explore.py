@@ -83,16 +83,16 @@ def register(sub) -> None:
 
 
 def _model_and_test(args: argparse.Namespace):
-    from ..data import DATASETS, load_test
+    from ..data.datasets import DATASETS, load_test
     from ..device import pick_device
-    from ..rundir import load_run
+    from ..runs.rundir import load_run
 
     model, cfg = load_run(args.run, args.checkpoint, pick_device(args.device))
     return model, cfg, load_test(cfg.data, args.data_dir), DATASETS[cfg.data.dataset].classes
 
 
 def cmd_latent(args: argparse.Namespace) -> None:
-    from ..figures import latent_plot
+    from ..figures.run_figures import latent_plot
 
     check_positive(points=args.points)
     model, cfg, test, classes = _model_and_test(args)
@@ -102,11 +102,11 @@ def cmd_latent(args: argparse.Namespace) -> None:
 
 
 def cmd_manifold(args: argparse.Namespace) -> None:
-    from ..data import DATASETS
+    from ..data.datasets import DATASETS
     from ..device import pick_device
-    from ..explore import class_index
-    from ..figures import manifold_plot
-    from ..rundir import load_run
+    from ..figures.run_figures import manifold_plot
+    from ..models.latents import class_index
+    from ..runs.rundir import load_run
 
     check_positive(n=args.n)
     model, cfg = load_run(args.run, args.checkpoint, pick_device(args.device))
@@ -118,8 +118,8 @@ def cmd_manifold(args: argparse.Namespace) -> None:
 
 
 def cmd_interpolate(args: argparse.Namespace) -> None:
-    from ..explore import class_index
-    from ..figures import interpolation_plot
+    from ..figures.run_figures import interpolation_plot
+    from ..models.latents import class_index
 
     model, _, test, classes = _model_and_test(args)
     from_class, to_class = (None if value is None else class_index(value, classes, flag)
@@ -133,7 +133,7 @@ def cmd_interpolate(args: argparse.Namespace) -> None:
 
 
 def cmd_traverse(args: argparse.Namespace) -> None:
-    from ..figures import traversal_plot
+    from ..figures.run_figures import traversal_plot
 
     check_positive(top=args.top, steps=args.steps, limit=args.limit)
     model, _, test, classes = _model_and_test(args)
@@ -143,14 +143,14 @@ def cmd_traverse(args: argparse.Namespace) -> None:
 
 
 def cmd_curves(args: argparse.Namespace) -> None:
-    from ..figures import curves_plot
+    from ..figures.run_figures import curves_plot
 
     out = args.out or args.runs[0] / "figures" / "curves.png"
     print(f"wrote {curves_plot(args.runs, out)}")
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from ..report import write_report
+    from ..figures.report import write_report
 
     model, cfg, test, classes = _model_and_test(args)
     out = write_report(args.run, model, cfg, test, classes, args.out, args.checkpoint,

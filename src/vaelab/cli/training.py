@@ -150,7 +150,7 @@ def register(sub) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from ..train import train
+    from ..training.loop import train
 
     overrides = {key: getattr(args, key) for _, key, _, _ in TRAIN_FLAGS
                  if getattr(args, key) is not None}
@@ -158,8 +158,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         if args.out is not None or args.config or args.set or set(overrides) - {"train.epochs"}:
             raise ConfigError("--resume takes its settings from the run's config.json; "
                               "only --epochs (and --data-dir, --no-progress) may be given")
-        from ..checkpoint import read_config
-        from ..rundir import require_run
+        from ..runs.checkpoint import read_config
+        from ..runs.rundir import require_run
 
         cfg = read_config(require_run(args.resume)).replace(overrides)
         train(cfg, resume=args.resume, data_dir=args.data_dir,
@@ -173,7 +173,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_download(args: argparse.Namespace) -> None:
-    from ..data import SPLIT_FILES, ensure_files
+    from ..data.datasets import SPLIT_FILES, ensure_files
 
     folder = ensure_files(args.dataset, args.data_dir, download=True,
                           splits=tuple(SPLIT_FILES))

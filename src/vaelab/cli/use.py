@@ -57,11 +57,11 @@ def register(sub) -> None:
 def cmd_sample(args: argparse.Namespace) -> None:
     import torch
 
-    from ..data import DATASETS
+    from ..data.datasets import DATASETS
+    from ..data.images import grid, save_png
     from ..device import pick_device
-    from ..explore import balanced_labels, class_index, require_conditional
-    from ..rundir import load_run
-    from ..viz import grid, save_png
+    from ..models.latents import balanced_labels, class_index, require_conditional
+    from ..runs.rundir import load_run
 
     check_positive(grid=args.grid, count=args.count, temperature=args.temperature,
                    scale=args.scale)
@@ -72,7 +72,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     model, cfg = load_run(args.run, args.checkpoint, device)
     classes = DATASETS[cfg.data.dataset].classes
     if args.grid_by_class:
-        from ..figures import class_samples
+        from ..figures.run_figures import class_samples
 
         out = class_samples(model, classes, figure_path(args, "samples_by_class.png"),
                             args.grid, args.temperature, args.seed, args.scale)
@@ -106,10 +106,10 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> None:
-    from ..data import load_test
+    from ..data.datasets import load_test
     from ..device import pick_device
-    from ..figures import reconstruction_image
-    from ..rundir import load_run
+    from ..figures.run_figures import reconstruction_image
+    from ..runs.rundir import load_run
 
     check_positive(rows=args.rows, cols=args.cols, scale=args.scale)
     model, cfg = load_run(args.run, args.checkpoint, pick_device(args.device))
@@ -121,10 +121,10 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
 
 
 def cmd_style(args: argparse.Namespace) -> None:
-    from ..data import DATASETS, load_test
+    from ..data.datasets import DATASETS, load_test
     from ..device import pick_device
-    from ..figures import style_plot
-    from ..rundir import load_run
+    from ..figures.run_figures import style_plot
+    from ..runs.rundir import load_run
 
     check_positive(count=args.count)
     model, cfg = load_run(args.run, args.checkpoint, pick_device(args.device))
@@ -136,7 +136,7 @@ def cmd_style(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from ..export import export
+    from ..runs.export import export
 
     out = export(args.run, args.out, args.checkpoint)
     print(f"wrote {out / 'encoder'} and {out / 'decoder'}; load them with "

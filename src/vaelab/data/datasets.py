@@ -7,30 +7,23 @@ verified, and renamed into place, so a failed download never leaves a half-writt
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import http.client
-import math
 import os
-import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .config import DataConfig
-from .errors import DataError
+from ..config import DataConfig
+from ..errors import DataError
+from .download import fetch, md5sum
+from .idx import read_idx
 
 IMAGE_SIZE = 28
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 PIXEL_LEVELS = 255  # uint8 images: intensity v means v / 255
 SPLIT_SEED = 0  # fixes which training images are held out for validation, for every run
 EVAL_BINARIZE_SEED = 0  # the validation and test sets are binarized once with this seed
-IDX_UBYTE = 0x08
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -85,95 +78,6 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_cache_dir("vaelab")) / "data"
 
 
-# --- IDX files -----------------------------------------------------------------------------
-
-def _read_exactly(f, n: int, path: Path) -> bytearray:
-    """Read n bytes in chunks, so a header that claims terabytes fails at EOF, not in malloc.
-    A bytearray, so the array made from it is writable and needs no copy."""
-    out = bytearray()
-    while len(out) < n:
-        chunk = f.read(min(_CHUNK, n - len(out)))
-        if not chunk:
-            raise DataError(f"{path}: truncated IDX file (expected {n} bytes of data, "
-                            f"found {len(out)})")
-        out += chunk
-    return out
-
-
-def read_idx(path: str | Path) -> np.ndarray:
-    """Read an IDX file of unsigned bytes (gzipped or raw) into a uint8 array.
-
-    Raises DataError naming the file when the magic number, the dimensions or the size are
-    wrong, or when the file is truncated or has trailing bytes.
-    """
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as f:
-            header = f.read(4)
-            if len(header) < 4 or header[:2] != b"\x00\x00" or header[2] != IDX_UBYTE \
-                    or not 1 <= header[3] <= 4:
-                raise DataError(f"{path}: not an IDX file of unsigned bytes "
-                                f"(bad magic number {header.hex() or 'empty'})")
-            ndim = header[3]
-            shape = tuple(int(d) for d in np.frombuffer(
-                _read_exactly(f, 4 * ndim, path), dtype=">u4"))
-            count = math.prod(shape)  # Python ints: a hostile header cannot overflow
-            data = _read_exactly(f, count, path)
-            if f.read(1):
-                raise DataError(f"{path}: trailing bytes after the {count} declared in the "
-                                f"header {shape}")
-    except (OSError, EOFError, gzip.BadGzipFile) as e:  # corrupt gzip stream or unreadable
-        raise DataError(f"{path}: cannot read IDX file ({e})") from None
-    try:
-        return np.frombuffer(data, dtype=np.uint8).reshape(shape)
-    except ValueError:  # e.g. (0, 2^31, 2^31): no bytes, but a shape numpy cannot hold
-        raise DataError(f"{path}: the header's dimensions {shape} are not a valid array"
-                        ) from None
-
-
-def md5sum(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _download(spec: DatasetSpec, name: str, folder: Path) -> None:
-    """Fetch one gz file from the first mirror that serves it with the right MD5."""
-    errors = []
-    for mirror in spec.mirrors:
-        url = mirror + name
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as resp:
-                digest = hashlib.md5(usedforsecurity=False)
-                for chunk in iter(lambda: resp.read(_CHUNK), b""):
-                    digest.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            if digest.hexdigest() != spec.md5[name]:
-                errors.append(f"{url}: checksum mismatch")
-                continue
-            os.replace(tmp, folder / name)
-            return
-        except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as e:
-            errors.append(f"{url}: {_describe(e)}")
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-    raise DataError("; ".join(errors))
-
-
-def _describe(error: Exception) -> str:
-    if isinstance(error, urllib.error.HTTPError):
-        return f"HTTP {error.code} {error.reason}"
-    if isinstance(error, http.client.IncompleteRead):
-        return f"transfer cut short after {len(error.partial)} bytes"
-    return str(getattr(error, "reason", None) or error or type(error).__name__)
-
-
 def _locate(folder: Path, stem: str) -> Path | None:
     for candidate in (folder / f"{stem}.gz", folder / stem):
         if candidate.is_file():
@@ -197,7 +101,7 @@ def ensure_files(dataset: str, data_dir: str | Path | None = None, download: boo
         try:
             folder.mkdir(parents=True, exist_ok=True)
             for name in missing:
-                _download(spec, name, folder)
+                fetch(spec.mirrors, name, spec.md5[name], folder)
             return folder
         except (DataError, OSError) as e:
             reason = f"download failed: {e}"
@@ -315,7 +219,7 @@ def dynamic_binarize(images: torch.Tensor, uniform: torch.Tensor) -> torch.Tenso
     of the same shape: the pixel is on when 255 u < v. Returns floats 0/1.
 
     Thresholding noise drawn with `torch.rand` is 4x faster than `torch.bernoulli` on CPU,
-    and the noise can be drawn for a whole global batch and sliced (see distributed.py)."""
+    and the noise can be drawn for a whole global batch and sliced (see training/batches.py)."""
     return (uniform * PIXEL_LEVELS < images).float()
 
 

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import load_weights, save_weights, write_json
-from .data import load_split, to_float
-from .errors import RunError
+from ..data.datasets import load_split, to_float
+from ..errors import RunError
+from ..runs.checkpoint import load_weights, save_weights, write_json
 
 FEATURES = 128
 BATCH = 1000

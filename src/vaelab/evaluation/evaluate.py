@@ -19,16 +19,16 @@ from typing import Any
 
 import torch
 
-from .checkpoint import CONFIG, read_config, write_json
+from ..config import Config
+from ..data.datasets import PIXELS, Datasets, Split, eval_batches, load_split, to_float
+from ..errors import RunError
+from ..models.generative import LatentVariableModel
+from ..models.iwae import iwae_bound
+from ..models.latents import balanced_labels, encode_split, labels_if_conditional
+from ..runs.checkpoint import CONFIG, read_config, write_json
+from ..training.steps import evaluate_loss
 from .classifier import features_and_probs, load_classifier
-from .config import Config
-from .data import PIXELS, Datasets, Split, eval_batches, load_split, to_float
-from .errors import RunError
-from .explore import balanced_labels, encode_split, labels_if_conditional
 from .fid import classifier_score, frechet_distance
-from .generative import LatentVariableModel
-from .iwae import iwae_bound
-from .train import evaluate_loss
 
 EVAL = "eval.json"
 FID_SAMPLES = 10_000

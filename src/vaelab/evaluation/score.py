@@ -35,11 +35,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import Config
-from .data import EVAL_BINARIZE_SEED, IMAGE_SIZE, Split, binarize_once, load_dataset, to_float
-from .errors import ConfigError, DataError
-from .generative import LatentVariableModel
-from .iwae import iwae_bound
+from ..config import Config
+from ..data.datasets import (
+    EVAL_BINARIZE_SEED,
+    IMAGE_SIZE,
+    Split,
+    binarize_once,
+    load_dataset,
+    to_float,
+)
+from ..errors import ConfigError, DataError
+from ..models.generative import LatentVariableModel
+from ..models.iwae import iwae_bound
 
 BATCH = 500  # images per scoring pass
 FALLBACK_VAL = 5000  # held-out images used for the threshold of a run trained with val_size 0

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from .viz import grid  # noqa: E402
+from ..data.images import grid  # noqa: E402
 
 DPI = 100
 RIGHT, TOP, BOTTOM = 30, 60, 80  # margins in pixels around an image of digits

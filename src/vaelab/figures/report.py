@@ -9,11 +9,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from . import figures
-from .config import Config
-from .data import Split
-from .generative import LatentVariableModel
-from .rundir import SAMPLES, SUMMARY
+from ..config import Config
+from ..data.datasets import Split
+from ..models.generative import LatentVariableModel
+from ..runs.rundir import SAMPLES, SUMMARY
+from . import run_figures as figures
 
 MAX_PROGRESSION = 12  # per-epoch sample grids shown, evenly spaced over the run
 MIME = {".png": "image/png", ".gif": "image/gif"}

@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import explore, plots
-from .config import Config
-from .data import Split, to_float
-from .errors import ConfigError, RunError
-from .generative import LatentVariableModel
-from .viz import grid, pairs, save_gif, save_png
+from ..config import Config
+from ..data.datasets import Split, to_float
+from ..data.images import grid, pairs, save_gif, save_png
+from ..errors import ConfigError, RunError
+from ..models import latents as explore
+from ..models.generative import LatentVariableModel
+from . import plots
 
 PROJECTIONS = ("pca", "tsne", "umap")
 

@@ -1,6 +1,6 @@
 """Latent-space computations behind the figures: batched encoding, Gaussian-quantile grids,
 interpolation paths and traversals, and the class labels a conditional model reads.
-Plotting lives in `plots.py`."""
+Plotting lives in `vaelab.figures`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 import torch
 
-from .data import Split, eval_batches
-from .errors import ConfigError
+from ..data.datasets import Split, eval_batches
+from ..errors import ConfigError
 from .generative import LatentVariableModel
 from .likelihoods import kl_standard_normal
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig
+from ..config import ModelConfig
 
 LOG_2PI = math.log(2 * math.pi)
 MIN_LOG_STD = math.log(1e-3)  # keeps a learned Gaussian std from collapsing to zero

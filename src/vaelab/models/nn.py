@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 def _dense_stack(widths: Sequence[int]) -> list[nn.Module]:

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig
-from .data import IMAGE_SIZE, PIXELS
+from ..config import ModelConfig
+from ..data.datasets import IMAGE_SIZE, PIXELS
 from .generative import LatentVariableModel, one_hot
 from .hvae import HierarchicalVAE
 from .likelihoods import LOG_2PI, build_likelihood

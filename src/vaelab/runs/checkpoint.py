@@ -20,10 +20,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .config import Config
-from .errors import ConfigError, RunError
-from .generative import LatentVariableModel
-from .models import build_model
+from ..config import Config
+from ..errors import ConfigError, RunError
+from ..models.generative import LatentVariableModel
+from ..models.vae import build_model
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import torch
 
+from ..config import Config
+from ..errors import RunError
+from ..models.vae import Decoder, GaussianEncoder, build_model
 from .checkpoint import CONFIG, WEIGHTS, load_weights, save_weights, write_json
-from .config import Config
-from .errors import RunError
-from .models import Decoder, GaussianEncoder, build_model
 from .rundir import load_run
 
 PARTS = ("encoder", "decoder")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
+from ..config import Config
+from ..errors import RunError
+from ..models.generative import LatentVariableModel
 from .checkpoint import load_checkpoint, resolve
-from .config import Config
-from .errors import RunError
-from .generative import LatentVariableModel
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"

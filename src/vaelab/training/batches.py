@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .data import Split, dynamic_binarize, to_float
+from ..data.datasets import Split, dynamic_binarize, to_float
 from .distributed import World
 
 

@@ -12,138 +12,47 @@ position) is in the checkpoint.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import shutil
 import signal
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import torch
 from tqdm import tqdm
 
-from . import distributed, rundir
-from .batches import EpochPlan, draw_batch, epoch_source
-from .checkpoint import (
+from ..config import Config, TrainConfig
+from ..data.datasets import Datasets, load_dataset
+from ..device import pick_device
+from ..errors import ConfigError, Interrupted, RunError, TrainingDiverged
+from ..models.generative import LatentVariableModel
+from ..models.vae import build_model
+from ..runs import rundir
+from ..runs.checkpoint import (
     load_trainer_state,
-    load_weights,
     read_config,
     resolve,
     save_checkpoint,
     write_json,
 )
-from .config import Config, ObjectiveConfig, TrainConfig
-from .data import Datasets, Split, eval_batches, load_dataset
-from .device import pick_device
+from . import distributed
+from .batches import EpochPlan, draw_batch, epoch_source
 from .distributed import World
-from .errors import ConfigError, Interrupted, RunError, TrainingDiverged
-from .generative import LatentVariableModel
-from .iwae import iwae_bound
-from .models import build_model
-from .objectives import beta_at, negative_elbo, negative_iwae
-from .speed import autocast, build_optimizer, maybe_compile, resolve_precision, tune_allocator
-from .trainstate import Generators, Progress, StopSignals, WeightAverage, pack, unpack
-from .viz import grid, save_png
+from .objectives import beta_at
+from .records import (
+    check_finite,
+    format_terms,
+    summarize,
+    test_nll,
+    truncate_metrics,
+    write_epoch,
+)
+from .speed import build_optimizer, resolve_precision, tune_allocator
+from .state import Generators, Progress, StopSignals, WeightAverage, pack, unpack
+from .steps import TERMS, UpdateGuard, evaluate_loss, lr_at, make_loss, train_step
 
 LOG_EVERY = 25  # steps between progress-bar updates (each one is a host sync)
-VAL_NOISE_SEED = 1234  # validation draws the same z noise every epoch: comparable numbers
-TERMS = ("loss", "recon", "kl")
-EVAL_BATCH_SIZE = 128  # as small as a training batch: peak memory 60 MB lower than at 1,000
-
-LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor],
-                  dict[str, torch.Tensor]]
-
-
-def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
-    """Linear warm-up over `lr_warmup_epochs` (Goyal et al. 2017), then constant or cosine."""
-    warmup = round(cfg.lr_warmup_epochs * steps_per_epoch)
-    if step < warmup:
-        return cfg.lr * (step + 1) / warmup
-    if cfg.schedule == "cosine":  # Loshchilov & Hutter (2017), without restarts
-        progress = (step - warmup) / (cfg.epochs * steps_per_epoch - warmup)
-        return 0.5 * cfg.lr * (1 + math.cos(math.pi * progress))
-    return cfg.lr
-
-
-def make_loss(model: torch.nn.Module, objective: ObjectiveConfig, device: torch.device,
-              precision: str, compile: bool) -> LossFn:
-    """(x, noise, y, beta) -> the objective's terms, under the chosen precision, maybe
-    compiled. beta is a tensor, so a KL warm-up does not recompile the graph at every step."""
-    def loss(x: torch.Tensor, noise: torch.Tensor, y: torch.Tensor | None, beta: torch.Tensor):
-        with autocast(device, precision):
-            if objective.kind == "elbo":
-                return negative_elbo(model, x, beta, objective.free_bits, noise, y)
-            return negative_iwae(model, x, objective.k, beta, noise, y,
-                                 dreg=objective.kind == "iwae-dreg")
-    return maybe_compile(loss, compile)
-
-
-@dataclass(frozen=True)
-class UpdateGuard:
-    """Which updates to refuse (as in VDVAE, Child 2021): non-finite ones, and those whose
-    gradient norm exceeds `skip_threshold`; and the norm to clip the rest to."""
-
-    skip_nonfinite: bool = False
-    skip_threshold: float = 0.0
-    grad_clip: float = 0.0
-
-    @classmethod
-    def of(cls, tc: TrainConfig) -> UpdateGuard:
-        return cls(tc.skip_nonfinite, tc.skip_threshold, tc.grad_clip)
-
-    @property
-    def skips(self) -> bool:
-        return self.skip_nonfinite or self.skip_threshold > 0
-
-
-def train_step(loss_fn: LossFn, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-               noise: torch.Tensor, y: torch.Tensor | None, beta: torch.Tensor,
-               share: float = 1.0, guard: UpdateGuard = UpdateGuard()) -> torch.Tensor | None:
-    """One update; returns the detached (loss, recon, kl) as a (3,) tensor (no host sync).
-
-    `share` scales this process's batch mean so that DDP's average over processes equals
-    the mean over the global batch (1 in a single process). An update the guard refuses is
-    skipped and None returned; deciding that costs one host sync per step."""
-    losses = loss_fn(x, noise, y, beta)
-    optimizer.zero_grad(set_to_none=True)
-    (losses["loss"] * share if share != 1.0 else losses["loss"]).backward()
-    if guard.skips or guard.grad_clip:
-        params = [p for group in optimizer.param_groups for p in group["params"]]
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, guard.grad_clip or math.inf)
-        if guard.skips:
-            norm = (losses["loss"].detach() + grad_norm).item()  # inf or nan if either is
-            if not math.isfinite(norm) or (guard.skip_threshold
-                                           and grad_norm.item() > guard.skip_threshold):
-                optimizer.zero_grad(set_to_none=True)
-                return None
-    optimizer.step()
-    return torch.stack([losses[k].detach() for k in TERMS])
-
-
-@torch.no_grad()
-def eval_step(model: LatentVariableModel, x: torch.Tensor, y: torch.Tensor | None,
-              beta: float) -> torch.Tensor:
-    """(loss, recon, kl) for one batch, with the target beta and no free bits."""
-    losses = negative_elbo(model, x, beta, y=y if model.conditional else None)
-    return torch.stack([losses[k] for k in TERMS])
-
-
-def evaluate_loss(model: LatentVariableModel, split, beta: float,
-                  batch_size: int = EVAL_BATCH_SIZE) -> dict[str, float]:
-    """Mean negative ELBO terms over a split, in nats per image (one z sample per image)."""
-    model.eval()
-    device = next(model.parameters()).device
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(VAL_NOISE_SEED)
-        sums = torch.zeros(3, device=device)
-        for x, y in eval_batches(split, batch_size):
-            sums += eval_step(model, x, y, beta) * len(x)
-    model.train()
-    return dict(zip(TERMS, (sums / len(split)).tolist()))
 
 
 def default_run_name(cfg: Config) -> Path:
@@ -228,7 +137,7 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
         if progress.batch and not world.main:
             progress.sums.zero_()  # the saved sums are global; rank 0 carries them on
         if world.main:
-            _truncate_metrics(run / rundir.METRICS, progress.epoch)
+            truncate_metrics(run / rundir.METRICS, progress.epoch)
     elif world.main:
         write_json(run / rundir.CONFIG, cfg.to_dict())
     loss_fn = make_loss(distributed.wrap(model, world, device), cfg.objective, device,
@@ -289,7 +198,7 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
                 progress.sums[:3] += terms * len(x)
                 if progress.step % LOG_EVERY == 0:
                     loss = world.all_reduce(terms[:1].clone()).item() / world.size
-                    _check_finite(loss, epoch, run)
+                    check_finite(loss, epoch, run)
                     bar.set_postfix(loss=f"{loss:.2f}")
             bar.close()
             del source, labels, order
@@ -300,15 +209,15 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
                 raise TrainingDiverged(f"every update of epoch {epoch + 1} was skipped (non-finite"
                                        f" or above train.skip_threshold); try a lower --lr")
             train_means = dict(zip(TERMS, (sums[:3] / (n_train - skipped)).tolist()))
-            _check_finite(train_means["loss"], epoch, run)
+            check_finite(train_means["loss"], epoch, run)
             # Model selection uses the validation loss, or without one the training loss at the
             # full beta: what was optimised is lower during KL warm-up, and would pick an early
             # epoch. Every rank evaluates (same weights, same noise): all reach the same decision.
             val_means = evaluate_loss(ema.model, val, cfg.objective.beta) if len(val) else {}
             selection = val_means.get(
                 "loss", train_means["recon"] + cfg.objective.beta * train_means["kl"])
-            _check_finite(selection, epoch, run)
-            nll = _test_nll(ema.model, data.test, tc, device) \
+            check_finite(selection, epoch, run)
+            nll = test_nll(ema.model, data.test, tc, device) \
                 if world.main and _nll_due(tc, epoch) else None
             progress.epoch, progress.batch = epoch + 1, 0
             improved = selection < progress.best_val
@@ -324,7 +233,7 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
                       "images_per_second": round(
                           (n_train - first_batch * tc.batch_size) / train_seconds, 1)}
             if world.main:
-                samples = _write_epoch(run, ema.model, sample_z, sample_y, tc.sample_grid, record,
+                samples = write_epoch(run, ema.model, sample_z, sample_y, tc.sample_grid, record,
                                        writer)
                 state = {**pack(optimizer, generators, progress), **ema.state()}
                 save_checkpoint(rundir.checkpoint_dir(run, "last"), ema.model, cfg, state,
@@ -332,8 +241,8 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
                 if improved:
                     save_checkpoint(rundir.checkpoint_dir(run, "best"), ema.model, cfg, state,
                                     ema.online_weights())
-                log(f"epoch {epoch + 1:3d}/{tc.epochs}  {_terms('train', train_means)}  "
-                    f"{_terms('val', val_means) if val_means else 'no validation set'}  "
+                log(f"epoch {epoch + 1:3d}/{tc.epochs}  {format_terms('train', train_means)}  "
+                    f"{format_terms('val', val_means) if val_means else 'no validation set'}  "
                     f"{train_seconds:5.1f}s {record['images_per_second']:,.0f} img/s"
                     + (f"  skipped {skipped} images" if skipped else "")
                     + (f"  test NLL {nll:.2f} (K={tc.nll_k})" if nll is not None else "")
@@ -343,40 +252,13 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
                            writer, None)
     if world.main:
         writer.close()
-        _summarize(run, cfg, ema.model, data, device, progress, time.perf_counter() - started,
+        summarize(run, cfg, ema.model, data, device, progress, time.perf_counter() - started,
                    log)
     return run
 
 
 def _nll_due(tc: TrainConfig, epoch: int) -> bool:
     return tc.nll_every > 0 and ((epoch + 1) % tc.nll_every == 0 or epoch + 1 == tc.epochs)
-
-
-def _test_nll(model: LatentVariableModel, test, tc: TrainConfig, device) -> float:
-    """-L_K on the first `nll_images` test images: the NLL-vs-training-time curve. Reported
-    only; model selection never sees the test set."""
-    model.eval()
-    generator = torch.Generator(device=device).manual_seed(VAL_NOISE_SEED)
-    total = 0.0
-    subset = Split(test.images[:tc.nll_images], test.labels[:tc.nll_images])
-    for x, y in eval_batches(subset, EVAL_BATCH_SIZE):
-        x, y = x.to(device), y.to(device) if model.conditional else None
-        total += -iwae_bound(model, x, tc.nll_k, generator, y=y).sum().item()
-    model.train()
-    return total / len(subset)
-
-
-def _terms(name: str, means: dict[str, float]) -> str:
-    return (f"{name} {means['loss']:7.2f} (recon {means['recon']:.2f}, "
-            f"kl {means['kl']:.2f})")
-
-
-def _check_finite(value: float, epoch: int, run: Path) -> None:
-    if not math.isfinite(value):
-        last = resolve(rundir.checkpoint_dir(run, "last"))
-        where = f"the last good checkpoint is {last}" if last else "no checkpoint was saved"
-        raise TrainingDiverged(f"the loss became non-finite ({value}) in epoch {epoch + 1}; "
-                               f"{where}; try a lower --lr")
 
 
 def _stop_requested(stop: StopSignals, world: World) -> bool:
@@ -413,68 +295,3 @@ def _sample_inputs(model: LatentVariableModel, tc: TrainConfig,
     y = (torch.arange(count) // tc.sample_grid) % model.num_classes if model.conditional \
         else None
     return z.to(device), (y.to(device) if y is not None else None)
-
-
-def _write_epoch(run: Path, model: LatentVariableModel, sample_z: torch.Tensor,
-                 sample_y: torch.Tensor | None, side: int, record: dict[str, Any],
-                 writer) -> Path:
-    """Append the epoch's metrics (JSON lines, TensorBoard) and save its sample grid."""
-    try:
-        return _write_epoch_files(run, model, sample_z, sample_y, side, record, writer)
-    except OSError as e:
-        last = resolve(rundir.checkpoint_dir(run, "last"))
-        raise RunError(f"cannot write to the run directory {run}: {e.strerror or e} "
-                       f"({e.filename or run}); "
-                       + (f"the last checkpoint {last} is intact" if last else
-                          "no checkpoint was saved")) from None
-
-
-def _write_epoch_files(run: Path, model: LatentVariableModel, sample_z: torch.Tensor,
-                       sample_y: torch.Tensor | None, side: int, record: dict[str, Any],
-                       writer) -> Path:
-    with (run / rundir.METRICS).open("a") as f:
-        f.write(json.dumps(record) + "\n")
-    epoch = record["epoch"]
-    for key, value in record.items():
-        if key.startswith(("train_", "val_")):
-            split, term = key.split("_", 1)
-            writer.add_scalar(f"{term}/{split}", value, epoch)
-    writer.add_scalar("speed/images_per_second", record["images_per_second"], epoch)
-    writer.add_scalar("speed/epoch_seconds", record["epoch_seconds"], epoch)
-    model.eval()
-    with torch.no_grad():
-        pixels = grid(model.images(sample_z, sample_y), ncol=side)
-    model.train()
-    writer.add_image("samples", pixels, epoch, dataformats="HW")
-    writer.flush()
-    return save_png(pixels, run / rundir.SAMPLES / f"epoch_{epoch:03d}.png", scale=2)
-
-
-def _truncate_metrics(path: Path, epochs_done: int) -> None:
-    """Drop metric lines of epochs after the checkpoint (written just before a crash)."""
-    if not path.exists():
-        return
-    lines = [line for line in path.read_text().splitlines()
-             if line.strip() and json.loads(line)["epoch"] <= epochs_done]
-    path.write_text("".join(line + "\n" for line in lines))
-
-
-def _summarize(run: Path, cfg: Config, model: LatentVariableModel, data: Datasets, device,
-               progress: Progress, seconds: float, log) -> None:
-    """Report the best checkpoint's test loss once, at the end (never used for selection)."""
-    best_dir = resolve(rundir.checkpoint_dir(run, "best"))
-    load_weights(best_dir, model)  # training is over: the model takes the best weights
-    test = evaluate_loss(model, data.test.to(device), beta=1.0)
-    selected_by = "val_loss" if len(data.val) else "train_neg_elbo"  # recon + beta kl
-    summary = {"best_epoch": progress.best_epoch, f"best_{selected_by}": progress.best_val,
-               **{f"test_{k}": v for k, v in test.items()},
-               "protocol": f"{cfg.data.dataset} {cfg.data.mode}, {cfg.model.likelihood} "
-                           f"likelihood, 1-sample negative ELBO in nats per image",
-               "train_seconds_this_session": round(seconds, 1)}
-    write_json(run / rundir.SUMMARY, summary)
-    log(f"done: test negative ELBO {test['loss']:.2f} nats (recon {test['recon']:.2f}, "
-        f"kl {test['kl']:.2f}) with the best checkpoint (epoch {progress.best_epoch}), "
-        f"{seconds:.0f}s")
-    log(f"run directory: {run}")
-    log(f"next: vaelab sample {run}    vaelab reconstruct {run}    "
-        f"tensorboard --logdir {run / rundir.TENSORBOARD}")

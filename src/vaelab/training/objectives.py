@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from .generative import LatentVariableModel
+from ..models.generative import LatentVariableModel
 
 
 def _unwrap(model: torch.nn.Module) -> LatentVariableModel:

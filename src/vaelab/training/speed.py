@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters (malloc.h)

@@ -12,8 +12,8 @@ from typing import Any
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from .checkpoint import ONLINE, load_weights
-from .errors import RunError
+from ..errors import RunError
+from ..runs.checkpoint import ONLINE, load_weights
 
 
 @dataclass

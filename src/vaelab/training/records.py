@@ -1,0 +1,116 @@
+"""What a training run leaves behind after each epoch and at its end: metric lines,
+TensorBoard scalars, the epoch's sample grid, the test NLL curve, and summary.json.
+Metrics written after the last checkpoint (by a crash between the two) are dropped on resume.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import Config, TrainConfig
+from ..data.datasets import Datasets, Split, eval_batches
+from ..data.images import grid, save_png
+from ..errors import RunError, TrainingDiverged
+from ..models.generative import LatentVariableModel
+from ..models.iwae import iwae_bound
+from ..runs import rundir
+from ..runs.checkpoint import load_weights, resolve, write_json
+from .state import Progress
+from .steps import EVAL_BATCH_SIZE, VAL_NOISE_SEED, evaluate_loss
+
+
+def test_nll(model: LatentVariableModel, test, tc: TrainConfig, device) -> float:
+    """-L_K on the first `nll_images` test images: the NLL-vs-training-time curve. Reported
+    only; model selection never sees the test set."""
+    model.eval()
+    generator = torch.Generator(device=device).manual_seed(VAL_NOISE_SEED)
+    total = 0.0
+    subset = Split(test.images[:tc.nll_images], test.labels[:tc.nll_images])
+    for x, y in eval_batches(subset, EVAL_BATCH_SIZE):
+        x, y = x.to(device), y.to(device) if model.conditional else None
+        total += -iwae_bound(model, x, tc.nll_k, generator, y=y).sum().item()
+    model.train()
+    return total / len(subset)
+
+
+def format_terms(name: str, means: dict[str, float]) -> str:
+    return (f"{name} {means['loss']:7.2f} (recon {means['recon']:.2f}, "
+            f"kl {means['kl']:.2f})")
+
+
+def check_finite(value: float, epoch: int, run: Path) -> None:
+    if not math.isfinite(value):
+        last = resolve(rundir.checkpoint_dir(run, "last"))
+        where = f"the last good checkpoint is {last}" if last else "no checkpoint was saved"
+        raise TrainingDiverged(f"the loss became non-finite ({value}) in epoch {epoch + 1}; "
+                               f"{where}; try a lower --lr")
+
+
+def write_epoch(run: Path, model: LatentVariableModel, sample_z: torch.Tensor,
+                 sample_y: torch.Tensor | None, side: int, record: dict[str, Any],
+                 writer) -> Path:
+    """Append the epoch's metrics (JSON lines, TensorBoard) and save its sample grid."""
+    try:
+        return _write_epoch_files(run, model, sample_z, sample_y, side, record, writer)
+    except OSError as e:
+        last = resolve(rundir.checkpoint_dir(run, "last"))
+        raise RunError(f"cannot write to the run directory {run}: {e.strerror or e} "
+                       f"({e.filename or run}); "
+                       + (f"the last checkpoint {last} is intact" if last else
+                          "no checkpoint was saved")) from None
+
+
+def _write_epoch_files(run: Path, model: LatentVariableModel, sample_z: torch.Tensor,
+                       sample_y: torch.Tensor | None, side: int, record: dict[str, Any],
+                       writer) -> Path:
+    with (run / rundir.METRICS).open("a") as f:
+        f.write(json.dumps(record) + "\n")
+    epoch = record["epoch"]
+    for key, value in record.items():
+        if key.startswith(("train_", "val_")):
+            split, term = key.split("_", 1)
+            writer.add_scalar(f"{term}/{split}", value, epoch)
+    writer.add_scalar("speed/images_per_second", record["images_per_second"], epoch)
+    writer.add_scalar("speed/epoch_seconds", record["epoch_seconds"], epoch)
+    model.eval()
+    with torch.no_grad():
+        pixels = grid(model.images(sample_z, sample_y), ncol=side)
+    model.train()
+    writer.add_image("samples", pixels, epoch, dataformats="HW")
+    writer.flush()
+    return save_png(pixels, run / rundir.SAMPLES / f"epoch_{epoch:03d}.png", scale=2)
+
+
+def truncate_metrics(path: Path, epochs_done: int) -> None:
+    """Drop metric lines of epochs after the checkpoint (written just before a crash)."""
+    if not path.exists():
+        return
+    lines = [line for line in path.read_text().splitlines()
+             if line.strip() and json.loads(line)["epoch"] <= epochs_done]
+    path.write_text("".join(line + "\n" for line in lines))
+
+
+def summarize(run: Path, cfg: Config, model: LatentVariableModel, data: Datasets, device,
+               progress: Progress, seconds: float, log) -> None:
+    """Report the best checkpoint's test loss once, at the end (never used for selection)."""
+    best_dir = resolve(rundir.checkpoint_dir(run, "best"))
+    load_weights(best_dir, model)  # training is over: the model takes the best weights
+    test = evaluate_loss(model, data.test.to(device), beta=1.0)
+    selected_by = "val_loss" if len(data.val) else "train_neg_elbo"  # recon + beta kl
+    summary = {"best_epoch": progress.best_epoch, f"best_{selected_by}": progress.best_val,
+               **{f"test_{k}": v for k, v in test.items()},
+               "protocol": f"{cfg.data.dataset} {cfg.data.mode}, {cfg.model.likelihood} "
+                           f"likelihood, 1-sample negative ELBO in nats per image",
+               "train_seconds_this_session": round(seconds, 1)}
+    write_json(run / rundir.SUMMARY, summary)
+    log(f"done: test negative ELBO {test['loss']:.2f} nats (recon {test['recon']:.2f}, "
+        f"kl {test['kl']:.2f}) with the best checkpoint (epoch {progress.best_epoch}), "
+        f"{seconds:.0f}s")
+    log(f"run directory: {run}")
+    log(f"next: vaelab sample {run}    vaelab reconstruct {run}    "
+        f"tensorboard --logdir {run / rundir.TENSORBOARD}")
