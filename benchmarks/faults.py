@@ -3,10 +3,10 @@
     python benchmarks/faults.py                    # 20 kill trials, 100,000 fuzz inputs in all
     python benchmarks/faults.py --trials 5 --fuzz 2000
 
-Runs tests/test_faults.py, tests/test_fuzz.py and tests/test_bad_input.py under pytest with
-larger counts (the default test run uses 2 kill trials and 300 fuzz inputs), collects what
-each fault class reported, and prints trials / passed / failed per class. Writes JSON to
-benchmarks/results/faults.json.
+Runs tests/training/test_faults.py, tests/test_fuzz.py and tests/cli/test_bad_input.py under
+pytest with larger counts (the default test run uses 2 kill trials and 300 fuzz inputs),
+collects what each fault class reported, and prints trials / passed / failed per class.
+Writes JSON to benchmarks/results/faults.json.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TESTS = ["tests/test_faults.py", "tests/test_fuzz.py", "tests/test_bad_input.py"]
+TESTS = ["tests/training/test_faults.py", "tests/test_fuzz.py", "tests/cli/test_bad_input.py"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,7 +32,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 MLP_TARGET = 105.6  # nats: the pytorch/examples test loss after its 10 epochs, 105.56
-DEFAULT_TARGET = 99.0  # nats: the quality bar of the default run (tests/test_quality.py)
+DEFAULT_TARGET = 99.0  # nats: the quality bar of the default run (tests/evaluation/test_quality.py)
 EXAMPLE_RECIPE = ["--batch-size", "128", "--lr", "1e-3", "--schedule", "constant",
                   "--epochs", "10", "--lr-warmup-epochs", "0", "--adam-beta2", "0.999"]
 # name: (vaelab train arguments, epochs with --quick, quality target in nats or None)

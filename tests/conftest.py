@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from helpers import idx_bytes, train_quietly
 from vaelab.config import Config
-from vaelab.data.datasets import DATASETS, SPLIT_FILES
+from vaelab.data import datasets
+from vaelab.data.datasets import DATASETS, SPLIT_FILES, DatasetSpec
 
 TINY = {  # a model and data subset small enough that a run takes a few seconds
     "data.limit": 2000, "data.val_size": 500,
@@ -44,16 +49,6 @@ def tiny_config() -> Config:
     return Config().replace(TINY)
 
 
-def train_quietly(overrides: dict, factory, name: str, data_dir: Path) -> Path:
-    """Train a run of the default config with `overrides` in a fresh temporary folder."""
-    from vaelab.training.loop import train
-
-    run = factory.mktemp("runs") / name
-    train(Config().replace(overrides), out=run, data_dir=data_dir, progress_bar=False,
-          log=lambda *_: None)
-    return run
-
-
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, data_dir) -> Path:
     """One tiny trained run shared by the tests that only read a run directory."""
@@ -74,3 +69,26 @@ def quick_classifier(data_dir):
     from vaelab.evaluation.classifier import train_classifier
 
     return train_classifier("mnist", data_dir, epochs=2, limit=5000, log=lambda *_: None)
+
+
+@pytest.fixture
+def images():
+    return np.random.default_rng(0).integers(0, 256, size=(7, 28, 28), dtype=np.uint8)
+
+
+@pytest.fixture
+def fake_dataset(tmp_path, monkeypatch, images):
+    """A dataset 'mnist' whose published checksums are those of small files we write."""
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    payloads = {
+        "train-images-idx3-ubyte.gz": gzip.compress(idx_bytes(np.tile(images, (3, 1, 1)))),
+        "train-labels-idx1-ubyte.gz": gzip.compress(idx_bytes(np.arange(21) % 10)),
+        "t10k-images-idx3-ubyte.gz": gzip.compress(idx_bytes(images)),
+        "t10k-labels-idx1-ubyte.gz": gzip.compress(idx_bytes(np.arange(7) % 10)),
+    }
+    spec = DatasetSpec(folder="mnist", mirrors=("http://127.0.0.1:9/a/", "http://127.0.0.1:9/b/"),
+                       md5={n: hashlib.md5(p).hexdigest() for n, p in payloads.items()},
+                       classes=tuple("0123456789"))
+    monkeypatch.setitem(datasets.DATASETS, "mnist", spec)
+    return tmp_path, payloads

@@ -15,7 +15,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from test_faults import report
+from helpers import report
 from vaelab.config import Config, load_toml, parse_override
 from vaelab.data.idx import read_idx
 from vaelab.errors import ConfigError, DataError

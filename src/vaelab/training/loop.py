@@ -16,8 +16,11 @@ import math
 import shutil
 import signal
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -42,7 +45,8 @@ from .distributed import World
 from .objectives import beta_at
 from .records import (
     check_finite,
-    format_terms,
+    epoch_line,
+    epoch_record,
     summarize,
     test_nll,
     truncate_metrics,
@@ -50,7 +54,7 @@ from .records import (
 )
 from .speed import build_optimizer, resolve_precision, tune_allocator
 from .state import Generators, Progress, StopSignals, WeightAverage, pack, unpack
-from .steps import TERMS, UpdateGuard, evaluate_loss, lr_at, make_loss, train_step
+from .steps import TERMS, LossFn, UpdateGuard, evaluate_loss, lr_at, make_loss, train_step
 
 LOG_EVERY = 25  # steps between progress-bar updates (each one is a host sync)
 
@@ -109,22 +113,102 @@ def train(cfg: Config | None = None, out: str | Path | None = None,
         distributed.teardown(world)
 
 
+@dataclass
+class Session:
+    """What one training process sets up once and every epoch uses."""
+
+    cfg: Config
+    run: Path
+    device: torch.device
+    world: World
+    data: Datasets  # training images on the host; val and test on the device
+    model: LatentVariableModel
+    optimizer: torch.optim.Optimizer
+    ema: WeightAverage  # what is evaluated, sampled and saved as the model
+    generators: Generators
+    progress: Progress
+    loss_fn: LossFn
+    guard: UpdateGuard
+    noise_shape: tuple[int, ...]  # (latent_dim,) for the ELBO, (K, latent_dim) for IWAE
+    writer: Any  # TensorBoard's SummaryWriter on rank 0, else None
+    log: Callable[[str], None]
+
+    def checkpoint(self, *which: str) -> None:
+        state = {**pack(self.optimizer, self.generators, self.progress), **self.ema.state()}
+        for name in which:
+            save_checkpoint(rundir.checkpoint_dir(self.run, name), self.ema.model, self.cfg,
+                            state, self.ema.online_weights())
+
+
 def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming: bool,
            data_dir, progress_bar: bool, log) -> Path:
+    s = _start(cfg, run, device, world, resuming, data_dir, log)
+    tc, objective, progress = cfg.train, cfg.objective, s.progress
+    n_train = len(s.data.train)
+    sample_z, sample_y = _sample_inputs(s.model, tc, device)  # the same every epoch
+    started = time.perf_counter()
+    with StopSignals() as stop:
+        for epoch in range(progress.epoch, tc.epochs):
+            epoch_start, first_batch = time.perf_counter(), progress.batch
+            sums = _train_epoch(s, epoch, stop, progress_bar)  # (loss, recon, kl, skipped)
+            train_seconds = time.perf_counter() - epoch_start
+            skipped = round(sums[3].item())
+            if skipped == n_train:
+                raise TrainingDiverged(f"every update of epoch {epoch + 1} was skipped (non-finite"
+                                       f" or above train.skip_threshold); try a lower --lr")
+            train_means = dict(zip(TERMS, (sums[:3] / (n_train - skipped)).tolist()))
+            check_finite(train_means["loss"], epoch, run)
+            # Model selection uses the validation loss, or without one the training loss at the
+            # full beta: what was optimised is lower during KL warm-up, and would pick an early
+            # epoch. Every rank evaluates (same weights, same noise): all reach the same decision.
+            val_means = evaluate_loss(s.ema.model, s.data.val, objective.beta) \
+                if len(s.data.val) else {}
+            selection = val_means.get("loss", train_means["recon"]
+                                      + objective.beta * train_means["kl"])
+            check_finite(selection, epoch, run)
+            nll = test_nll(s.ema.model, s.data.test, tc, device) \
+                if world.main and _nll_due(tc, epoch) else None
+            progress.epoch, progress.batch = epoch + 1, 0
+            improved = selection < progress.best_val
+            if improved:
+                progress.best_val, progress.best_epoch = selection, epoch + 1
+            beta = beta_at(progress.step - 1, _steps_per_epoch(s), objective.beta,
+                           objective.warmup_epochs)  # that of the epoch's last step
+            record = epoch_record(progress, train_means, val_means, nll, tc,
+                                  s.optimizer.param_groups[0]["lr"], beta,
+                                  skipped if s.guard.skips else None,
+                                  train_seconds, n_train - first_batch * tc.batch_size)
+            if world.main:
+                samples = write_epoch(run, s.ema.model, sample_z, sample_y, tc.sample_grid,
+                                      record, s.writer)
+                s.checkpoint("last", *(("best",) if improved else ()))
+                log(epoch_line(record, tc.epochs, improved, samples))
+            if _stop_requested(stop, world):
+                _interrupt(s, stop, None)
+    if world.main:
+        s.writer.close()
+        summarize(run, cfg, s.ema.model, s.data, device, progress,
+                  time.perf_counter() - started, log)
+    return run
+
+
+def _start(cfg: Config, run: Path, device: torch.device, world: World, resuming: bool,
+           data_dir, log) -> Session:
+    """Load the data, build the model and optimizer, and restore `checkpoints/last` when
+    resuming (or write config.json for a new run)."""
     tc = cfg.train
     if tc.threads:
         torch.set_num_threads(tc.threads)
     data: Datasets = load_dataset(cfg.data, data_dir, "cpu")  # training images stay on the host
-    val = data.val.to(device)
+    data = replace(data, val=data.val.to(device))
     precision = resolve_precision(tc.precision, device)
     torch.manual_seed(tc.seed)
     # NHWC runs the conv layers faster (oneDNN on CPU, cuDNN on GPU); the MLP is unaffected.
     model = build_model(cfg.model).to(device, memory_format=torch.channels_last)
     optimizer = build_optimizer(tc.optimizer, model.parameters(), tc.lr, tc.weight_decay,
                                 tc.adam_beta2, device)
-    ema = WeightAverage(model, tc.ema)  # what is evaluated, sampled and saved as the model
+    ema = WeightAverage(model, tc.ema)
     generators = Generators.seeded(tc.seed, device)
-    sample_z, sample_y = _sample_inputs(model, tc, device)  # the same every epoch
     progress = Progress()
     if resuming:
         last = resolve(rundir.checkpoint_dir(run, "last"))
@@ -142,119 +226,70 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
         write_json(run / rundir.CONFIG, cfg.to_dict())
     loss_fn = make_loss(distributed.wrap(model, world, device), cfg.objective, device,
                         precision, tc.compile)
-    guard = UpdateGuard.of(tc)
     noise_shape = ((cfg.objective.k,) if cfg.objective.kind != "elbo" else ()) \
         + (model.latent_dim,)
-
     writer = None
     if world.main:
         from torch.utils.tensorboard import SummaryWriter  # slow import; only when training
 
         writer = SummaryWriter(run / rundir.TENSORBOARD, purge_step=progress.epoch + 1)
-    n_train = len(data.train)
-    steps_per_epoch = math.ceil(n_train / tc.batch_size)
     log(f"vaelab: training {cfg.model.arch} VAE (latent {model.latent_dim}, "
         f"{sum(p.numel() for p in model.parameters()):,} parameters) on {cfg.data.dataset} "
-        f"({cfg.data.mode}, {n_train:,} train / {len(val):,} val images) on {device}"
-        + (f" x {world.size} processes" if world.distributed else "")
+        f"({cfg.data.mode}, {len(data.train):,} train / {len(data.val):,} val images) on "
+        f"{device}" + (f" x {world.size} processes" if world.distributed else "")
         + f", {precision}{', compiled' if tc.compile else ''}; run directory {run}")
     if resuming:
         log(f"vaelab: resuming after epoch {progress.epoch}"
             + (f", batch {progress.batch}" if progress.batch else ""))
-    started = time.perf_counter()
+    return Session(cfg, run, device, world, data, model, optimizer, ema, generators, progress,
+                   loss_fn, UpdateGuard.of(tc), noise_shape, writer, log)
+
+
+def _steps_per_epoch(s: Session) -> int:
+    return math.ceil(len(s.data.train) / s.cfg.train.batch_size)
+
+
+def _train_epoch(s: Session, epoch: int, stop: StopSignals, progress_bar: bool) -> torch.Tensor:
+    """One pass over the training set (from the saved batch when resuming mid-epoch); returns
+    the (loss, recon, kl) sums and the count of skipped images, summed over processes."""
+    tc, progress, world, device = s.cfg.train, s.progress, s.world, s.device
+    n_train, steps_per_epoch = len(s.data.train), _steps_per_epoch(s)
+    if progress.batch == 0:
+        progress.perm = torch.randperm(n_train, generator=s.generators.order)
+        progress.sums = torch.zeros(4, device=device)
+    plan = EpochPlan.make(n_train, tc.batch_size, world)
+    source, labels, order = epoch_source(s.data.train, plan, progress.perm, tc.batch_size,
+                                         device)
+    bar = tqdm(total=steps_per_epoch, initial=progress.batch, unit="batch",
+               desc=f"epoch {epoch + 1}/{tc.epochs}", leave=False,
+               disable=None if progress_bar else True)
     poll_every = LOG_EVERY if world.distributed else 1  # agreeing on a stop is a collective
-    with StopSignals() as stop:
-        for epoch in range(progress.epoch, tc.epochs):
-            epoch_start, first_batch = time.perf_counter(), progress.batch
-            if progress.batch == 0:
-                progress.perm = torch.randperm(n_train, generator=generators.order)
-                progress.sums = torch.zeros(4, device=device)
-            plan = EpochPlan.make(n_train, tc.batch_size, world)
-            source, labels, order = epoch_source(data.train, plan, progress.perm,
-                                                 tc.batch_size, device)
-            bar = tqdm(total=steps_per_epoch, initial=progress.batch, unit="batch",
-                       desc=f"epoch {epoch + 1}/{tc.epochs}", leave=False,
-                       disable=None if progress_bar else True)
-            for b in range(progress.batch, steps_per_epoch):
-                if b % poll_every == 0 and _stop_requested(stop, world):
-                    progress.batch = b
-                    _interrupt(run, ema, cfg, optimizer, generators, progress, world, stop,
-                               writer, bar)
-                x, y, noise = draw_batch(source, labels, order, plan, b, noise_shape,
-                                         data.dynamic_binarization, generators.noise)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr_at(progress.step, steps_per_epoch, tc)
-                beta = beta_at(progress.step, steps_per_epoch, cfg.objective.beta,
-                               cfg.objective.warmup_epochs)
-                share = len(x) * world.size / plan.sizes[b]
-                terms = train_step(loss_fn, optimizer, x, noise, y if model.conditional else None,
-                                   torch.tensor(beta, device=device), share, guard)
-                progress.step += 1
-                bar.update()
-                if terms is None:  # a skipped update (--skip-nonfinite, skip_threshold)
-                    progress.sums[3] += len(x)
-                    continue
-                ema.update()
-                progress.sums[:3] += terms * len(x)
-                if progress.step % LOG_EVERY == 0:
-                    loss = world.all_reduce(terms[:1].clone()).item() / world.size
-                    check_finite(loss, epoch, run)
-                    bar.set_postfix(loss=f"{loss:.2f}")
-            bar.close()
-            del source, labels, order
-            train_seconds = time.perf_counter() - epoch_start
-            sums = world.all_reduce(progress.sums.clone())  # (loss, recon, kl, images skipped)
-            skipped = round(sums[3].item())
-            if skipped == n_train:
-                raise TrainingDiverged(f"every update of epoch {epoch + 1} was skipped (non-finite"
-                                       f" or above train.skip_threshold); try a lower --lr")
-            train_means = dict(zip(TERMS, (sums[:3] / (n_train - skipped)).tolist()))
-            check_finite(train_means["loss"], epoch, run)
-            # Model selection uses the validation loss, or without one the training loss at the
-            # full beta: what was optimised is lower during KL warm-up, and would pick an early
-            # epoch. Every rank evaluates (same weights, same noise): all reach the same decision.
-            val_means = evaluate_loss(ema.model, val, cfg.objective.beta) if len(val) else {}
-            selection = val_means.get(
-                "loss", train_means["recon"] + cfg.objective.beta * train_means["kl"])
-            check_finite(selection, epoch, run)
-            nll = test_nll(ema.model, data.test, tc, device) \
-                if world.main and _nll_due(tc, epoch) else None
-            progress.epoch, progress.batch = epoch + 1, 0
-            improved = selection < progress.best_val
-            if improved:
-                progress.best_val, progress.best_epoch = selection, epoch + 1
-            record = {"epoch": epoch + 1, "step": progress.step,
-                      **{f"train_{k}": v for k, v in train_means.items()},
-                      **{f"val_{k}": v for k, v in val_means.items()},
-                      **({"test_nll": nll, "test_nll_k": tc.nll_k} if nll is not None else {}),
-                      "lr": optimizer.param_groups[0]["lr"], "beta": beta,
-                      **({"skipped_images": skipped} if guard.skips else {}),
-                      "epoch_seconds": round(train_seconds, 3),
-                      "images_per_second": round(
-                          (n_train - first_batch * tc.batch_size) / train_seconds, 1)}
-            if world.main:
-                samples = write_epoch(run, ema.model, sample_z, sample_y, tc.sample_grid, record,
-                                       writer)
-                state = {**pack(optimizer, generators, progress), **ema.state()}
-                save_checkpoint(rundir.checkpoint_dir(run, "last"), ema.model, cfg, state,
-                                ema.online_weights())
-                if improved:
-                    save_checkpoint(rundir.checkpoint_dir(run, "best"), ema.model, cfg, state,
-                                    ema.online_weights())
-                log(f"epoch {epoch + 1:3d}/{tc.epochs}  {format_terms('train', train_means)}  "
-                    f"{format_terms('val', val_means) if val_means else 'no validation set'}  "
-                    f"{train_seconds:5.1f}s {record['images_per_second']:,.0f} img/s"
-                    + (f"  skipped {skipped} images" if skipped else "")
-                    + (f"  test NLL {nll:.2f} (K={tc.nll_k})" if nll is not None else "")
-                    + ("  *best" if improved else "") + f"  {samples.name}")
-            if _stop_requested(stop, world):
-                _interrupt(run, ema, cfg, optimizer, generators, progress, world, stop,
-                           writer, None)
-    if world.main:
-        writer.close()
-        summarize(run, cfg, ema.model, data, device, progress, time.perf_counter() - started,
-                   log)
-    return run
+    for b in range(progress.batch, steps_per_epoch):
+        if b % poll_every == 0 and _stop_requested(stop, world):
+            progress.batch = b
+            _interrupt(s, stop, bar)
+        x, y, noise = draw_batch(source, labels, order, plan, b, s.noise_shape,
+                                 s.data.dynamic_binarization, s.generators.noise)
+        for group in s.optimizer.param_groups:
+            group["lr"] = lr_at(progress.step, steps_per_epoch, tc)
+        beta = beta_at(progress.step, steps_per_epoch, s.cfg.objective.beta,
+                       s.cfg.objective.warmup_epochs)
+        share = len(x) * world.size / plan.sizes[b]
+        terms = train_step(s.loss_fn, s.optimizer, x, noise, y if s.model.conditional else None,
+                           torch.tensor(beta, device=device), share, s.guard)
+        progress.step += 1
+        bar.update()
+        if terms is None:  # a skipped update (--skip-nonfinite, skip_threshold)
+            progress.sums[3] += len(x)
+            continue
+        s.ema.update()
+        progress.sums[:3] += terms * len(x)
+        if progress.step % LOG_EVERY == 0:
+            loss = world.all_reduce(terms[:1].clone()).item() / world.size
+            check_finite(loss, epoch, s.run)
+            bar.set_postfix(loss=f"{loss:.2f}")
+    bar.close()
+    return world.all_reduce(progress.sums.clone())
 
 
 def _nll_due(tc: TrainConfig, epoch: int) -> bool:
@@ -269,22 +304,21 @@ def _stop_requested(stop: StopSignals, world: World) -> bool:
     return world.all_reduce(flag).item() > 0
 
 
-def _interrupt(run, ema, cfg, optimizer, generators, progress, world, stop, writer, bar):
+def _interrupt(s: Session, stop: StopSignals, bar) -> None:
     if bar is not None:
         bar.close()
+    progress = s.progress
     if progress.batch:
-        progress.sums = world.all_reduce(progress.sums)  # the checkpoint holds global sums
-    if world.main:
-        save_checkpoint(rundir.checkpoint_dir(run, "last"), ema.model, cfg,
-                        {**pack(optimizer, generators, progress), **ema.state()},
-                        ema.online_weights())
-        writer.close()
+        progress.sums = s.world.all_reduce(progress.sums)  # the checkpoint holds global sums
+    if s.world.main:
+        s.checkpoint("last")
+        s.writer.close()
     signum = stop.received or signal.SIGTERM  # another process may have received it
     where = f"epoch {progress.epoch + 1}, after batch {progress.batch}" if progress.batch \
         else f"the end of epoch {progress.epoch}"
     raise Interrupted(f"{signal.Signals(signum).name} received: saved "
-                      f"{rundir.checkpoint_dir(run, 'last')} at {where}; continue with: "
-                      f"vaelab train --resume {run}", exit_code=128 + signum)
+                      f"{rundir.checkpoint_dir(s.run, 'last')} at {where}; continue with: "
+                      f"vaelab train --resume {s.run}", exit_code=128 + signum)
 
 
 def _sample_inputs(model: LatentVariableModel, tc: TrainConfig,

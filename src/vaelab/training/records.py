@@ -21,7 +21,7 @@ from ..models.iwae import iwae_bound
 from ..runs import rundir
 from ..runs.checkpoint import load_weights, resolve, write_json
 from .state import Progress
-from .steps import EVAL_BATCH_SIZE, VAL_NOISE_SEED, evaluate_loss
+from .steps import EVAL_BATCH_SIZE, TERMS, VAL_NOISE_SEED, evaluate_loss
 
 
 def test_nll(model: LatentVariableModel, test, tc: TrainConfig, device) -> float:
@@ -36,6 +36,37 @@ def test_nll(model: LatentVariableModel, test, tc: TrainConfig, device) -> float
         total += -iwae_bound(model, x, tc.nll_k, generator, y=y).sum().item()
     model.train()
     return total / len(subset)
+
+
+def epoch_record(progress: Progress, train_means: dict[str, float],
+                 val_means: dict[str, float], nll: float | None, tc: TrainConfig, lr: float,
+                 beta: float, skipped: int | None, seconds: float, images: int) -> dict[str, Any]:
+    """One line of metrics.jsonl: the epoch's mean terms (nats per image), the test NLL when
+    it was due, the schedule's lr and beta at the epoch's last step, skipped images (when
+    updates may be skipped) and speed."""
+    return {"epoch": progress.epoch, "step": progress.step,
+            **{f"train_{k}": v for k, v in train_means.items()},
+            **{f"val_{k}": v for k, v in val_means.items()},
+            **({"test_nll": nll, "test_nll_k": tc.nll_k} if nll is not None else {}),
+            "lr": lr, "beta": beta,
+            **({"skipped_images": skipped} if skipped is not None else {}),
+            "epoch_seconds": round(seconds, 3),
+            "images_per_second": round(images / seconds, 1)}
+
+
+def epoch_line(record: dict[str, Any], epochs: int, improved: bool, samples: Path) -> str:
+    """The line printed after each epoch."""
+    def terms(split: str) -> dict[str, float]:
+        return {k: record[f"{split}_{k}"] for k in TERMS if f"{split}_{k}" in record}
+
+    val = terms("val")
+    skipped, nll = record.get("skipped_images"), record.get("test_nll")
+    return (f"epoch {record['epoch']:3d}/{epochs}  {format_terms('train', terms('train'))}  "
+            f"{format_terms('val', val) if val else 'no validation set'}  "
+            f"{record['epoch_seconds']:5.1f}s {record['images_per_second']:,.0f} img/s"
+            + (f"  skipped {skipped} images" if skipped else "")
+            + (f"  test NLL {nll:.2f} (K={record['test_nll_k']})" if nll is not None else "")
+            + ("  *best" if improved else "") + f"  {samples.name}")
 
 
 def format_terms(name: str, means: dict[str, float]) -> str:

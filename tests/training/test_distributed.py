@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 
-from test_train import interrupt_at, metrics, quiet, weights
+from helpers import interrupt_at, metrics, quiet, weights
 from vaelab.config import Config
 from vaelab.training.loop import train
 

@@ -9,8 +9,7 @@ import torch
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
-from conftest import train_quietly
-from test_cli import assert_one_line_error
+from helpers import assert_one_line_error, train_quietly
 from vaelab.cli import main
 from vaelab.config import Config
 from vaelab.data.datasets import (

@@ -2,35 +2,18 @@ import gzip
 import hashlib
 import io
 import struct
-import urllib.error
 
 import numpy as np
 import pytest
 import torch
 
+from helpers import idx_bytes, no_network, write_idx
 from vaelab.config import DataConfig
 from vaelab.data import datasets as data
 from vaelab.data import download
 from vaelab.data.datasets import DatasetSpec, dynamic_binarize, ensure_files, load_dataset
 from vaelab.data.idx import read_idx
 from vaelab.errors import DataError
-
-
-def idx_bytes(array: np.ndarray) -> bytes:
-    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    return header + array.astype(np.uint8).tobytes()
-
-
-def write_idx(path, array, gz=None):
-    payload = idx_bytes(array)
-    path.write_bytes(gzip.compress(payload) if (gz if gz is not None else
-                                                path.suffix == ".gz") else payload)
-    return path
-
-
-@pytest.fixture
-def images():
-    return np.random.default_rng(0).integers(0, 256, size=(7, 28, 28), dtype=np.uint8)
 
 
 class TestReadIdx:
@@ -92,28 +75,6 @@ class TestReadIdx:
         path.write_bytes(bytes(blob))
         with pytest.raises(DataError, match=str(path.name)):
             read_idx(path)
-
-
-@pytest.fixture
-def fake_dataset(tmp_path, monkeypatch, images):
-    """A dataset 'mnist' whose published checksums are those of small files we write."""
-    folder = tmp_path / "mnist"
-    folder.mkdir()
-    payloads = {
-        "train-images-idx3-ubyte.gz": gzip.compress(idx_bytes(np.tile(images, (3, 1, 1)))),
-        "train-labels-idx1-ubyte.gz": gzip.compress(idx_bytes(np.arange(21) % 10)),
-        "t10k-images-idx3-ubyte.gz": gzip.compress(idx_bytes(images)),
-        "t10k-labels-idx1-ubyte.gz": gzip.compress(idx_bytes(np.arange(7) % 10)),
-    }
-    spec = DatasetSpec(folder="mnist", mirrors=("http://127.0.0.1:9/a/", "http://127.0.0.1:9/b/"),
-                       md5={n: hashlib.md5(p).hexdigest() for n, p in payloads.items()},
-                       classes=tuple("0123456789"))
-    monkeypatch.setitem(data.DATASETS, "mnist", spec)
-    return tmp_path, payloads
-
-
-def no_network(*args, **kwargs):
-    raise urllib.error.URLError("network is unreachable")
 
 
 class TestFiles:

@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_data import idx_bytes, no_network
-from test_faults import report
+from helpers import idx_bytes, no_network, report
 from vaelab.cli import main
 from vaelab.data import download
 

@@ -10,7 +10,6 @@ import errno
 import hashlib
 import http.server
 import importlib
-import json
 import os
 import random
 import shutil
@@ -23,8 +22,7 @@ import time
 import pytest
 import torch
 
-from test_data import fake_dataset, idx_bytes, images  # noqa: F401 (fixtures)
-from test_train import metrics, quiet, same_weights, weights
+from helpers import metrics, quiet, report, same_weights, weights
 from vaelab.data.datasets import ensure_files
 from vaelab.errors import DataError, RunError, TrainingDiverged
 from vaelab.models.vae import build_model
@@ -39,15 +37,6 @@ train_module = importlib.import_module("vaelab.training.loop")
 KILL_FLAGS = ["--model", "mlp", "--hidden", "64", "--latent-dim", "4", "--limit", "600",
               "--val-size", "200", "--batch-size", "100", "--epochs", "12", "--threads", "1",
               "--sample-grid", "2", "--no-progress"]
-
-
-def report(fault: str, trials: int, passed: int, **details) -> None:
-    """Add a fault class's tallies to $VAELAB_FAULT_REPORT (JSON lines) when it is set."""
-    path = os.environ.get("VAELAB_FAULT_REPORT")
-    if path:
-        with open(path, "a") as f:
-            f.write(json.dumps({"fault": fault, "trials": trials, "passed": passed,
-                                **details}) + "\n")
 
 
 def vaelab_train(args, data_dir, **kwargs):

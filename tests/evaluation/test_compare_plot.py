@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_cli import assert_one_line_error
+from helpers import assert_one_line_error
 from vaelab.cli import main
 from vaelab.config import Config
 from vaelab.evaluation.evaluate import rate_distortion_points

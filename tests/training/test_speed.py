@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from test_train import metrics, quiet, weights
+from helpers import metrics, quiet, weights
 from vaelab.config import Config, TrainConfig
 from vaelab.errors import ConfigError
 from vaelab.training.batches import EpochPlan

@@ -15,8 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import train_quietly
-from test_cli import assert_one_line_error
+from helpers import assert_one_line_error, train_quietly
 from vaelab.cli import main
 from vaelab.data.datasets import DATASETS, load_test, to_float
 from vaelab.evaluation.classifier import features_and_probs, save_classifier, train_classifier

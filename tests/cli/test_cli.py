@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 import vaelab
-from vaelab.cli import main
+from helpers import assert_one_line_error
 from vaelab.runs.rundir import RunLock
 
 TINY_FLAGS = ["--model", "mlp", "--hidden", "128", "--latent-dim", "4", "--limit", "2000",
@@ -23,18 +23,6 @@ def run_cli(*args, cwd=None):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     return subprocess.run([sys.executable, "-m", "vaelab", *map(str, args)], cwd=cwd,
                           env=env, capture_output=True, text=True, timeout=300)
-
-
-def assert_one_line_error(capsys, argv, *fragments):
-    with pytest.raises(SystemExit) as e:
-        raise SystemExit(main(argv))
-    assert e.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1, f"expected one line, got: {err!r}"
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in err
-    return err
 
 
 class TestBadInput:

@@ -1,14 +1,13 @@
 import importlib
 import json
 import math
-import os
 import signal
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 import vaelab
+from helpers import interrupt_at, metrics, quiet, same_weights, weights
 from vaelab.errors import Interrupted, RunError, TrainingDiverged
 from vaelab.runs.rundir import RunLock
 from vaelab.training.loop import train
@@ -16,22 +15,6 @@ from vaelab.training.loop import train
 # `vaelab.train` is the re-exported function; the loop module is reached by name.
 train_module = importlib.import_module("vaelab.training.loop")
 steps_module = importlib.import_module("vaelab.training.steps")
-
-
-def quiet(*_):
-    pass
-
-
-def weights(run, which="last"):
-    return load_file(run / "checkpoints" / which / "model.safetensors")
-
-
-def same_weights(a, b) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
-def metrics(run):
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 class TestRunDirectory:
@@ -91,20 +74,6 @@ class TestRunDirectory:
             with pytest.raises(RunError, match="in use by another vaelab train"):
                 train(tiny_config, out=run, data_dir=data_dir, log=quiet)
         assert not (run / "checkpoints").exists()
-
-
-def interrupt_at(monkeypatch, batch_calls: int):
-    """Send SIGTERM to ourselves while the loop draws its `batch_calls`-th batch."""
-    real = train_module.draw_batch
-    count = {"n": 0}
-
-    def wrapped(*args, **kwargs):
-        count["n"] += 1
-        if count["n"] == batch_calls:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(train_module, "draw_batch", wrapped)
 
 
 RESUME_VARIANTS = {
