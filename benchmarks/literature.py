@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PRESETS = {  # name: (config file or None for the defaults, evaluation images, paper NLL, K)
     "mlp-classic": ("configs/mlp-classic.toml", None, None, None),
     "burda-vae": ("configs/burda-vae.toml", None, 86.76, None),
-    "default-conv": (None, 1000, None, None),
+    "default": (None, None, None, None),  # `vaelab train` with no flags
     # the hierarchical VAE (LVAE's Ladder VAE: 81.74)
     "hvae": ("configs/hvae.toml", None, 81.74, None),
 }

@@ -3,6 +3,11 @@
     python benchmarks/speed.py            # every row (about 13 minutes on 2 CPU cores)
     python benchmarks/speed.py --quick    # fewer epochs: a smoke test of the benchmark
     python benchmarks/speed.py --rows keras-bf16 default-bf16
+    python benchmarks/speed.py --avx2 --rows mlp-preset-fp32 default-fp32   # as on AVX2
+
+--avx2 runs this process and every child with ATEN_CPU_CAPABILITY=avx2,
+ONEDNN_MAX_CPU_ISA=AVX2 and MKL_ENABLE_INSTRUCTIONS=AVX2: a CPU without AVX-512, whose bf16
+is emulated (about 100x slower than fp32). The CPU column names what each row ran on.
 
 Every vaelab row is `python -m vaelab train ...` run as a user runs it, in its own process,
 so its peak RSS is its own. The "paired" rows run in one process: the pytorch/examples VAE
@@ -33,6 +38,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 MLP_TARGET = 105.6  # nats: the pytorch/examples test loss after its 10 epochs, 105.56
 DEFAULT_TARGET = 99.0  # nats: the quality bar of the default run (tests/evaluation/test_quality.py)
+AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+            "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 EXAMPLE_RECIPE = ["--batch-size", "128", "--lr", "1e-3", "--schedule", "constant",
                   "--epochs", "10", "--lr-warmup-epochs", "0", "--adam-beta2", "0.999"]
 # name: (vaelab train arguments, epochs with --quick, quality target in nats or None)
@@ -44,6 +51,7 @@ ROWS = {
                     "--precision", "fp32"], 2, None),
     "keras-bf16": (["--config", "configs/keras-conv.toml", "--epochs", "3",
                     "--precision", "bf16"], 2, None),
+    "default": ([], 2, DEFAULT_TARGET),
     "default-fp32": (["--precision", "fp32"], 2, DEFAULT_TARGET),
     "default-bf16": (["--precision", "bf16"], 2, DEFAULT_TARGET),
 }
@@ -223,9 +231,9 @@ def paired_rows(quick: bool, env: dict[str, str]) -> list[dict]:
 
 def table(rows: list[dict], peaks: dict[str, float]) -> str:
     baseline = next((r for r in rows if r["name"] == "paired-example"), None)
-    lines = ["| row | precision | batch | img/s | epoch s | loop s | time to target | "
+    lines = ["| row | CPU | precision | batch | img/s | epoch s | loop s | time to target | "
              "test nats | wall s | peak RSS MB | x example | % peak |",
-             "|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+             "|---|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         tflops = r["flops_per_image"] * r["images_per_second"] / 1e12
         r["achieved_tflops"] = tflops
@@ -237,7 +245,7 @@ def table(rows: list[dict], peaks: dict[str, float]) -> str:
                      f"{r['time_to_target']:.1f} s to <= {r['target']}"
                      if r["time_to_target"] is not None else f"not reached ({r['target']})")
         lines.append(
-            f"| {r['name']} | {r['precision']} | {r['batch_size']} | "
+            f"| {r['name']} | {r['cpu']} | {r['precision']} | {r['batch_size']} | "
             f"{r['images_per_second']:,.0f} | {r['epoch_seconds']:.2f} | "
             f"{r['loop_seconds']:.1f} | {to_target} | {r['test_loss']:.2f} | "
             + (f"{r['wall_seconds']:.0f}" if r["wall_seconds"] else "-") + " | "
@@ -252,12 +260,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", nargs="+", choices=["paired", *ROWS],
                         default=["paired", *ROWS], help="which rows to run (default: all)")
     parser.add_argument("--quick", action="store_true", help="a few epochs per row")
+    parser.add_argument("--avx2", action="store_true",
+                        help="run as on a CPU with AVX2 only (no AVX-512, bf16 emulated)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/speed.json")
     parser.add_argument("--paired-worker", type=int, metavar="EPOCHS", help=argparse.SUPPRESS)
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--measure"]:  # internal: run a command here and report its memory
         return measure(Path(argv[1]), argv[2:])
     args = parser.parse_args(argv)
+    if args.avx2 and os.environ.get("ATEN_CPU_CAPABILITY") != "avx2":  # this process too
+        os.execve(sys.executable, [sys.executable, __file__, *argv], {**os.environ, **AVX2_ENV})
     if args.paired_worker:
         from vaelab.training.speed import tune_allocator
 
@@ -272,8 +284,12 @@ def main(argv: list[str] | None = None) -> int:
             peaks[precision] = max(peaks[precision], matmul_peak(dtype))
 
     measure_peaks()
+    from vaelab.training.speed import bf16_native
+
+    cpu = torch.backends.cpu.get_cpu_capability() + (
+        " + bf16" if bf16_native(torch.device("cpu")) else "")
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-               f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+               f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu}")
     print(machine, flush=True)
     rows = []
     if "paired" in args.rows:
@@ -283,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         measure_peaks()
         print(f"running {name}", flush=True)
         rows.append(vaelab_row(name, *ROWS[name], args.quick, env))
+    for row in rows:
+        row["cpu"] = cpu
     measure_peaks()
     print(f"matmul peak (best seen) fp32 {peaks['fp32']:.2f} TFLOP/s, "
           f"bf16 {peaks['bf16']:.2f} TFLOP/s", flush=True)

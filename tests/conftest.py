@@ -17,7 +17,7 @@ from vaelab.data.datasets import DATASETS, SPLIT_FILES, DatasetSpec
 
 TINY = {  # a model and data subset small enough that a run takes a few seconds
     "data.limit": 2000, "data.val_size": 500,
-    "model.arch": "mlp", "model.hidden": [128], "model.latent_dim": 4,
+    "model.arch": "mlp", "model.hidden": [128], "model.latent_dim": 4, "objective.beta": 1.0,
     "train.epochs": 2, "train.batch_size": 100, "train.threads": 2, "train.sample_grid": 4,
 }
 

@@ -112,7 +112,7 @@ def test_help_states_every_default():
     for flag, *_ in TRAIN_FLAGS:
         action = next(a for a in train_parser._actions if flag in a.option_strings)
         assert "(default: " in action.help, flag
-    assert "--batch-size" in text and "(default: 128)" in text and "(default: 0.003)" in text
+    assert "--batch-size" in text and "(default: 256)" in text and "(default: 0.003)" in text
 
 
 def test_end_to_end(tmp_path, data_dir):

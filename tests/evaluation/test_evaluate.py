@@ -212,6 +212,12 @@ def test_evaluate_and_compare(trained_run, trained_run_2d, data_dir, tmp_path, m
     assert "comparable with published NLLs" in results["protocol"]
     assert sum(results["sample_class_histogram"]) == 10_000
     assert results["fid"] > results["fid_train_vs_test"] >= 0
+    # every sampler is reported: the default (the mixture) unsuffixed, the prior beside it
+    assert results["sampler"] == "gmm"
+    assert sum(results["sample_class_histogram_prior"]) == 10_000
+    assert results["fid_prior"] != results["fid"]
+    assert 0 <= results["legible"] <= 1 and 0 <= results["legible_prior"] <= 1
+    assert results["legible_test"] > 0.5  # real digits: the classifier is confident on most
     assert 0 <= results["active_units"] <= 4 and 0.1 < results["knn_accuracy"] <= 1
     capsys.readouterr()
     assert main(["compare", str(trained_run), str(trained_run_2d)]) == 0

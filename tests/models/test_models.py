@@ -31,7 +31,7 @@ class TestShapes:
         model = build_model(cfg)
         x = torch.rand(5, 1, 28, 28)
         mu, logvar = model.encode(x)
-        assert mu.shape == logvar.shape == (5, cfg.latent_dim)
+        assert mu.shape == logvar.shape == (5, cfg.total_latent_dim)
         assert model.decode(mu).shape == (5, 1, 28, 28)
         samples = model.sample(6)
         assert samples.shape == (6, 1, 28, 28)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import Interrupted, VaelabError
-from . import evaluation, explore, training, use
+from . import evaluation, explore, info, training, use
 from .common import Parser
 
 
@@ -21,7 +21,7 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"vaelab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 parser_class=Parser)
-    for module in (training, use, explore, evaluation):
+    for module in (training, use, explore, evaluation, info):
         module.register(sub)
     return parser
 

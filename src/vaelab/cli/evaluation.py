@@ -76,7 +76,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.images < 0:
         raise ConfigError(f"--images must be >= 0, got {args.images}")
     device = pick_device(args.device)
-    model, cfg = load_run(args.run, args.checkpoint, device)
+    model, cfg = load_run(args.run, args.checkpoint, device, args.data_dir)
     data = load_dataset(cfg.data, args.data_dir, device)
     results = {"checkpoint": args.checkpoint, "seed": args.seed,
                **evaluate(model, cfg, data, args.k, args.seed, fid=not args.no_fid,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import typing
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,20 @@ def _int_list(text: str) -> list[int]:
     if not values:
         raise argparse.ArgumentTypeError("expected at least one integer")
     return values
+
+
+DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def duration(text: str) -> float:
+    """"90", "90s", "5m", "1h30m", "1.5h" -> seconds (> 0)."""
+    parts = re.fullmatch(r"\s*((?:\d+(?:\.\d*)?[hms]?\s*)+)", text.lower())
+    if parts:
+        pieces = re.findall(r"(\d+(?:\.\d*)?)([hms]?)", parts.group(1))
+        seconds = sum(float(number) * DURATION_UNITS[unit or "s"] for number, unit in pieces)
+        if seconds > 0:
+            return seconds
+    raise argparse.ArgumentTypeError(f"expected a duration like 90s, 5m or 1h30m, got {text!r}")
 
 
 # (flag, dotted config key, section class, help). Types and choices come from the config.
@@ -138,6 +153,10 @@ def register(sub) -> None:
     p.add_argument("--data-dir", type=Path, help="folder holding <dataset>/ IDX files "
                    "(default: $VAELAB_DATA_DIR, else the user cache directory)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--time", type=duration, metavar="DURATION", dest="train.time_budget",
+                   help="train for about this long, e.g. 90s, 5m, 1h30m: the epochs are fitted "
+                   "to the speed of the first steps (loading and the final evaluation come on "
+                   "top; default: off, --epochs decides)")
     _add_train_flags(p)
     p.set_defaults(func=cmd_train)
 
@@ -152,8 +171,8 @@ def register(sub) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from ..training.loop import train
 
-    overrides = {key: getattr(args, key) for _, key, _, _ in TRAIN_FLAGS
-                 if getattr(args, key) is not None}
+    keys = [key for _, key, _, _ in TRAIN_FLAGS] + ["train.time_budget"]
+    overrides = {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
     if args.resume is not None:
         if args.out is not None or args.config or args.set or set(overrides) - {"train.epochs"}:
             raise ConfigError("--resume takes its settings from the run's config.json; "

@@ -6,18 +6,23 @@ import argparse
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..samplers import DEFAULT_SAMPLER, GMM_TEMPERATURE, SAMPLERS
 from .common import add_run_args, check_positive, figure_path
 
 
 def register(sub) -> None:
     p = sub.add_parser("sample", help="draw new images from a trained model")
-    add_run_args(p)
+    add_run_args(p, data=True)
     p.add_argument("--grid", type=int, default=15, help="grid side (default: 15, i.e. 15x15)")
     p.add_argument("--count", type=int, help="number of samples (default: grid*grid)")
     p.add_argument("--format", choices=("grid", "files"), default="grid",
                    help="one grid PNG, or one PNG per sample in a folder (default: grid)")
-    p.add_argument("--temperature", type=float, default=1.0,
-                   help="scale of the prior noise (default: 1.0)")
+    p.add_argument("--temperature", type=float,
+                   help="scale of the sampler's spread (default: 0.8 for gmm, 1 for the prior)")
+    p.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER,
+                   help="what draws the codes: a Gaussian mixture fitted to training codes "
+                   "(gmm; fitted once on first use for runs that lack it), or the prior "
+                   f"(default: {DEFAULT_SAMPLER})")
     p.add_argument("--scale", type=int, default=2, help="pixel enlargement (default: 2)")
     p.add_argument("--digit", metavar="CLASS",
                    help="conditional runs: draw only this class, by number (0-9) or name, "
@@ -69,13 +74,13 @@ def cmd_sample(args: argparse.Namespace) -> None:
         raise ConfigError("--grid-by-class draws one grid of --grid samples per class; it "
                           "does not combine with --digit, --count or --format files")
     device = pick_device(args.device)
-    model, cfg = load_run(args.run, args.checkpoint, device)
+    model, cfg = load_run(args.run, args.checkpoint, device, args.data_dir)
     classes = DATASETS[cfg.data.dataset].classes
     if args.grid_by_class:
         from ..figures.run_figures import class_samples
 
         out = class_samples(model, classes, figure_path(args, "samples_by_class.png"),
-                            args.grid, args.temperature, args.seed, args.scale)
+                            args.grid, args.temperature, args.seed, args.scale, args.sampler)
         print(f"wrote {args.grid} samples of each of the {len(classes)} classes "
               f"(one row each) to {out}")
         return
@@ -92,7 +97,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
                      f"0..{len(classes) - 1}; pick one with --digit, or use --grid-by-class)")
     generator = torch.Generator(device=device).manual_seed(args.seed)
     images = model.sample(count, temperature=args.temperature, generator=generator,
-                          label=label).cpu()
+                          label=label, sampler=args.sampler).cpu()
     if args.format == "grid":
         out = figure_path(args, f"{name}.png")
         save_png(grid(images, ncol=args.grid), out, scale=args.scale)
@@ -102,7 +107,10 @@ def cmd_sample(args: argparse.Namespace) -> None:
         for i, image in enumerate(images):
             save_png(grid(image[None], ncol=1, padding=0), out / f"sample_{i:0{digits}d}.png",
                      scale=args.scale)
-    print(f"wrote {count} samples{which} to {out}")
+    sampler = args.sampler or model.default_sampler
+    spread = args.temperature if args.temperature is not None else (
+        GMM_TEMPERATURE if sampler == "gmm" else 1.0)
+    print(f"wrote {count} samples{which} to {out} ({sampler} sampler, temperature {spread:g})")
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> None:

@@ -26,6 +26,7 @@ from ..models.generative import LatentVariableModel
 from ..models.iwae import iwae_bound
 from ..models.latents import balanced_labels, encode_split, labels_if_conditional
 from ..runs.checkpoint import CONFIG, read_config, write_json
+from ..samplers import SAMPLERS
 from ..training.steps import evaluate_loss
 from .classifier import features_and_probs, load_classifier
 from .fid import classifier_score, frechet_distance
@@ -38,6 +39,7 @@ FID_NOTE = ("FID and classifier score use vaelab's own MNIST-family classifier (
             "between vaelab runs, not with Inception-FID numbers from papers")
 CONDITIONAL_PER_CLASS = 1000  # samples of each class for the conditional accuracy
 ACTIVE_THRESHOLD = 0.01  # Burda et al. (2016), sec. 5.2: Cov_x(E_q[u]) > 0.01
+LEGIBLE = 0.9  # classifier confidence above which a sample counts as legible
 PROBE_TRAIN = 10_000  # training images whose latent means fit the probes
 
 
@@ -93,31 +95,45 @@ def latent_quality(model: LatentVariableModel, data: Datasets, seed: int) -> dic
 @torch.no_grad()
 def sample_quality(model: LatentVariableModel, cfg: Config, data_dir, seed: int,
                    n: int = FID_SAMPLES, log=print) -> dict[str, Any]:
-    """FID of n samples against the grayscale test images, the train-vs-test floor, the
-    classifier score and the samples' class histogram, all with vaelab's classifier.
+    """For each sampler the model has: FID of n samples against the grayscale test images,
+    the classifier score, the legible fraction (samples the classifier assigns to one class
+    with probability above 0.9) and the class histogram, all with vaelab's classifier.
+    Unsuffixed keys are the default sampler's; the others' keys end in _<sampler>. Beside
+    them: the train-vs-test FID floor and the real test images' score and legible fraction.
     A conditional model draws a balanced mix of classes, as the test set is."""
     classifier, info = load_classifier(cfg.data.dataset, data_dir, log=log)
-    device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
-    labels = balanced_labels(model, n)  # (n,) cycling 0..C-1, or None
-    samples = torch.cat([model.sample(min(BATCH, n - i), generator=generator,
-                                      label=None if labels is None else labels[i:i + BATCH]
-                                      ).cpu()
-                         for i in range(0, n, BATCH)])  # mean images (N, 1, 28, 28)
     test, _ = load_split(cfg.data.dataset, "test", data_dir)
     train, _ = load_split(cfg.data.dataset, "train", data_dir)
     floor_index = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
-    f_samples, p_samples = features_and_probs(classifier, samples)
     f_test, p_test = features_and_probs(classifier, to_float(test))
     f_train, _ = features_and_probs(classifier, to_float(train[floor_index[:len(test)]]))
-    counts = torch.bincount(p_samples.argmax(1), minlength=p_samples.shape[1])
-    return {"fid": frechet_distance(f_samples, f_test),
-            "fid_train_vs_test": frechet_distance(f_train, f_test),
-            "classifier_score": classifier_score(p_samples),
-            "classifier_score_test": classifier_score(p_test),
-            "fid_samples": n, "classifier_test_accuracy": info["test_accuracy"],
-            "sample_class_histogram": counts.tolist(),
-            "fid_note": FID_NOTE}
+    results = {"sampler": model.default_sampler,
+               "fid_train_vs_test": frechet_distance(f_train, f_test),
+               "classifier_score_test": classifier_score(p_test),
+               "legible_test": legible_fraction(p_test), "fid_samples": n,
+               "classifier_test_accuracy": info["test_accuracy"], "fid_note": FID_NOTE}
+    device = next(model.parameters()).device
+    labels = balanced_labels(model, n)  # (n,) cycling 0..C-1, or None
+    for sampler in [model.default_sampler, *[s for s in SAMPLERS if s != model.default_sampler
+                                             and (s == "prior" or s in model.code_samplers)]]:
+        generator = torch.Generator(device=device).manual_seed(seed)
+        samples = torch.cat([model.sample(min(BATCH, n - i), generator=generator,
+                                          label=None if labels is None else labels[i:i + BATCH],
+                                          sampler=sampler).cpu()
+                             for i in range(0, n, BATCH)])  # mean images (N, 1, 28, 28)
+        f_samples, p_samples = features_and_probs(classifier, samples)
+        suffix = "" if sampler == model.default_sampler else f"_{sampler}"
+        counts = torch.bincount(p_samples.argmax(1), minlength=p_samples.shape[1])
+        results.update({f"fid{suffix}": frechet_distance(f_samples, f_test),
+                        f"classifier_score{suffix}": classifier_score(p_samples),
+                        f"legible{suffix}": legible_fraction(p_samples),
+                        f"sample_class_histogram{suffix}": counts.tolist()})
+    return results
+
+
+def legible_fraction(probs: torch.Tensor) -> float:
+    """The fraction of images the classifier puts in one class with p > LEGIBLE."""
+    return (probs.max(1).values > LEGIBLE).double().mean().item()
 
 
 @torch.no_grad()
@@ -176,7 +192,7 @@ COMPARE_COLUMNS = [  # (eval.json key, column title, format)
     ("test_neg_elbo", "test -ELBO", "{:.2f}"), ("test_kl", "rate", "{:.2f}"),
     ("test_recon", "distortion", "{:.2f}"), ("nll", "NLL", "{:.2f}"),
     ("nll_k", "K", "{}"), ("fid", "FID", "{:.2f}"),
-    ("classifier_score", "class. score", "{:.2f}"),
+    ("classifier_score", "class. score", "{:.2f}"), ("legible", "legible", "{:.3f}"),
     ("conditional_accuracy", "cond. accuracy", "{:.4f}"),
     ("active_units", "active units", "{}"),
     ("linear_probe_accuracy", "linear probe", "{:.3f}"),

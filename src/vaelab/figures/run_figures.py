@@ -234,14 +234,18 @@ def reconstruction_image(model: LatentVariableModel, test: Split, out: Path, row
 
 
 def class_samples(model: LatentVariableModel, classes: Sequence[str], out: Path,
-                  columns: int = 15, temperature: float = 1.0, seed: int = 0,
-                  scale: int | None = None) -> Path:
+                  columns: int = 15, temperature: float | None = None, seed: int = 0,
+                  scale: int | None = None, sampler: str | None = None) -> Path:
     """A grid of samples of a conditional model, one row per class, named at the left."""
     explore.require_conditional(model, "--grid-by-class")
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     labels = torch.arange(model.num_classes).repeat_interleave(columns)  # (C * columns,)
-    images = model.sample(len(labels), temperature, generator, label=labels).cpu()
+    images = model.sample(len(labels), temperature, generator, label=labels,
+                          sampler=sampler).cpu()
+    source = {"prior": "the prior", "gmm": "the class's Gaussian mixture"}[
+        sampler or model.default_sampler]
+    spread = f" (temperature {temperature:g})" if temperature is not None else ""
     return plots.class_grid(images, classes, out, f"Samples by class, {columns} per class",
-                            xlabel=f"draws from the prior (temperature {temperature:g}), "
-                            "decoded with the row's label", scale=scale)
+                            xlabel=f"draws from {source}{spread}, decoded with the row's label",
+                            scale=scale)

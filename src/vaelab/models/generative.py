@@ -32,6 +32,8 @@ class LatentVariableModel(nn.Module):
 
     latent_dim: int
     num_classes: int  # 0 for an unconditional model
+    default_sampler = "prior"  # what `sample` draws codes with; a run's loader sets "gmm"
+    code_samplers: dict = {}  # name -> (n, temperature, generator, y) -> codes; set by loaders
 
     @property
     def conditional(self) -> bool:
@@ -65,12 +67,30 @@ class LatentVariableModel(nn.Module):
                                          device=device)
 
     @torch.no_grad()
-    def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None,
-               label: int | torch.Tensor | None = None) -> torch.Tensor:
-        """Decoded mean images (n, 1, 28, 28) of codes from the prior. A conditional model
-        needs `label`: one class for all n, or (n,) labels."""
+    def sample(self, n: int, temperature: float | None = None,
+               generator: torch.Generator | None = None,
+               label: int | torch.Tensor | None = None, sampler: str | None = None
+               ) -> torch.Tensor:
+        """Decoded mean images (n, 1, 28, 28). A conditional model needs `label`: one class
+        for all n, or (n,) labels. `sampler` draws the codes: "prior", "gmm" (a mixture fitted
+        to training codes; models loaded from a run have it), or None for the model's default
+        (`gmm` for a model loaded from a run, else the prior). `temperature` scales the
+        sampler's spread; None takes the sampler's own default (1 for the prior)."""
         y = self.labels_for(n, label, next(self.parameters()).device)
-        return self.images(self.prior_codes(n, temperature, generator, y), y)
+        return self.images(self.draw_codes(n, temperature, generator, y, sampler), y)
+
+    def draw_codes(self, n: int, temperature: float | None = None,
+                   generator: torch.Generator | None = None, y: torch.Tensor | None = None,
+                   sampler: str | None = None) -> torch.Tensor:
+        """(n, latent_dim) codes from the named sampler (see `sample`)."""
+        name = sampler or self.default_sampler
+        if name == "prior":
+            return self.prior_codes(n, 1.0 if temperature is None else temperature,
+                                    generator, y)
+        if name not in self.code_samplers:
+            raise ValueError(f"this model has no {name!r} sampler: load it from a run "
+                             f"directory (vaelab.load) or pass sampler='prior'")
+        return self.code_samplers[name](n, temperature, generator, y)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

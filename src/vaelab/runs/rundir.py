@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from .. import samplers
 from ..config import Config
 from ..errors import RunError
 from ..models.generative import LatentVariableModel
@@ -41,22 +42,27 @@ def load(run: str | Path, checkpoint: str = "best",
     """Load a trained model from a run directory, in eval mode.
 
     `checkpoint` is "best" (lowest validation loss) or "last". The model has `encode(x)`,
-    `decode(z)`, `sample(n)` and `reconstruct(x)` for images (N, 1, 28, 28) in [0, 1].
+    `decode(z)`, `sample(n)` and `reconstruct(x)` for images (N, 1, 28, 28) in [0, 1];
+    `sample` draws from the run's Gaussian-mixture sampler unless given sampler="prior".
     """
     return load_run(run, checkpoint, device)[0]
 
 
-def load_run(run: str | Path, checkpoint: str = "best",
-             device: str | torch.device = "cpu") -> tuple[LatentVariableModel, Config]:
+def load_run(run: str | Path, checkpoint: str = "best", device: str | torch.device = "cpu",
+             data_dir: str | Path | None = None) -> tuple[LatentVariableModel, Config]:
+    """The model of a run's checkpoint and the run's config. Its `gmm` sampler is read from
+    the checkpoint, or fitted on first use to training images from `data_dir`."""
     if checkpoint not in CHECKPOINT_NAMES:
         raise RunError(f"checkpoint must be one of {', '.join(CHECKPOINT_NAMES)}, "
                        f"got {checkpoint!r}")
     run = require_run(run)
     folder = checkpoint_dir(run, checkpoint)
-    if resolve(folder) is None:
+    found = resolve(folder)
+    if found is None:
         raise RunError(f"{run} has no '{checkpoint}' checkpoint yet (is it still training "
                        f"its first epoch?)")
-    return load_checkpoint(folder, device)
+    model, cfg = load_checkpoint(found, device)
+    return samplers.attach(model, found, cfg, data_dir), cfg
 
 
 class RunLock:

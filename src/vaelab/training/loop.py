@@ -41,6 +41,7 @@ from ..runs.checkpoint import (
 )
 from . import distributed
 from .batches import EpochPlan, draw_batch, epoch_source
+from .budget import TimeBudget
 from .distributed import World
 from .objectives import beta_at
 from .records import (
@@ -54,7 +55,16 @@ from .records import (
 )
 from .speed import build_optimizer, resolve_precision, tune_allocator
 from .state import Generators, Progress, StopSignals, WeightAverage, pack, unpack
-from .steps import TERMS, LossFn, UpdateGuard, evaluate_loss, lr_at, make_loss, train_step
+from .steps import (
+    EVAL_BATCH_SIZE,
+    TERMS,
+    LossFn,
+    UpdateGuard,
+    evaluate_loss,
+    lr_at,
+    make_loss,
+    train_step,
+)
 
 LOG_EVERY = 25  # steps between progress-bar updates (each one is a host sync)
 
@@ -132,6 +142,17 @@ class Session:
     noise_shape: tuple[int, ...]  # (latent_dim,) for the ELBO, (K, latent_dim) for IWAE
     writer: Any  # TensorBoard's SummaryWriter on rank 0, else None
     log: Callable[[str], None]
+    budget: TimeBudget | None  # --time, until the epochs are fitted to it
+
+    def fit_epochs(self, epochs: int) -> None:
+        """Train for `epochs` in all (fitted to --time); every process takes the same."""
+        total = self.world.all_reduce(torch.tensor([float(epochs)])).item()
+        epochs = max(round(total / self.world.size), self.progress.epoch + 1)
+        if epochs != self.cfg.train.epochs:
+            self.cfg = self.cfg.replace({"train.epochs": epochs})
+            if self.world.main:
+                write_json(self.run / rundir.CONFIG, self.cfg.to_dict())
+        self.log(f"vaelab: --time {self.cfg.train.time_budget:g}s: training {epochs} epochs")
 
     def checkpoint(self, *which: str) -> None:
         state = {**pack(self.optimizer, self.generators, self.progress), **self.ema.state()}
@@ -143,14 +164,15 @@ class Session:
 def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming: bool,
            data_dir, progress_bar: bool, log) -> Path:
     s = _start(cfg, run, device, world, resuming, data_dir, log)
-    tc, objective, progress = cfg.train, cfg.objective, s.progress
+    objective, progress = cfg.objective, s.progress
     n_train = len(s.data.train)
-    sample_z, sample_y = _sample_inputs(s.model, tc, device)  # the same every epoch
+    sample_z, sample_y = _sample_inputs(s.model, cfg.train, device)  # the same every epoch
     started = time.perf_counter()
     with StopSignals() as stop:
-        for epoch in range(progress.epoch, tc.epochs):
-            epoch_start, first_batch = time.perf_counter(), progress.batch
+        while progress.epoch < s.cfg.train.epochs:  # --time may fit the epochs on the way
+            epoch, epoch_start, first_batch = progress.epoch, time.perf_counter(), progress.batch
             sums = _train_epoch(s, epoch, stop, progress_bar)  # (loss, recon, kl, skipped)
+            tc = s.cfg.train
             train_seconds = time.perf_counter() - epoch_start
             skipped = round(sums[3].item())
             if skipped == n_train:
@@ -183,11 +205,16 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
                                       record, s.writer)
                 s.checkpoint("last", *(("best",) if improved else ()))
                 log(epoch_line(record, tc.epochs, improved, samples))
+            if s.budget is not None:  # refine the fit with a whole epoch's time, once
+                if first_batch == 0:
+                    s.fit_epochs(s.budget.after_first_epoch(time.perf_counter() - epoch_start,
+                                                            progress.step))
+                s.budget = None
             if _stop_requested(stop, world):
                 _interrupt(s, stop, None)
     if world.main:
         s.writer.close()
-        summarize(run, cfg, s.ema.model, s.data, device, progress,
+        summarize(run, s.cfg, s.ema.model, s.data, device, progress,
                   time.perf_counter() - started, log)
     return run
 
@@ -241,8 +268,13 @@ def _start(cfg: Config, run: Path, device: torch.device, world: World, resuming:
     if resuming:
         log(f"vaelab: resuming after epoch {progress.epoch}"
             + (f", batch {progress.batch}" if progress.batch else ""))
+    steps_per_epoch = math.ceil(len(data.train) / tc.batch_size)
+    budget = TimeBudget(tc.time_budget, steps_per_epoch,
+                        math.ceil(len(data.val) / EVAL_BATCH_SIZE),
+                        min_epochs=max(1, math.ceil(tc.lr_warmup_epochs))) \
+        if tc.time_budget and progress.epoch == 0 else None  # a fitted run resumes as it is
     return Session(cfg, run, device, world, data, model, optimizer, ema, generators, progress,
-                   loss_fn, UpdateGuard.of(tc), noise_shape, writer, log)
+                   loss_fn, UpdateGuard.of(tc), noise_shape, writer, log, budget)
 
 
 def _steps_per_epoch(s: Session) -> int:
@@ -254,6 +286,7 @@ def _train_epoch(s: Session, epoch: int, stop: StopSignals, progress_bar: bool) 
     the (loss, recon, kl) sums and the count of skipped images, summed over processes."""
     tc, progress, world, device = s.cfg.train, s.progress, s.world, s.device
     n_train, steps_per_epoch = len(s.data.train), _steps_per_epoch(s)
+    session_steps = 0
     if progress.batch == 0:
         progress.perm = torch.randperm(n_train, generator=s.generators.order)
         progress.sums = torch.zeros(4, device=device)
@@ -278,7 +311,13 @@ def _train_epoch(s: Session, epoch: int, stop: StopSignals, progress_bar: bool) 
         terms = train_step(s.loss_fn, s.optimizer, x, noise, y if s.model.conditional else None,
                            torch.tensor(beta, device=device), share, s.guard)
         progress.step += 1
+        session_steps += 1
         bar.update()
+        if s.budget is not None and (epochs := s.budget.after_step(session_steps,
+                                                                   progress.step)):
+            s.fit_epochs(epochs)
+            tc = s.cfg.train
+            bar.set_description(f"epoch {epoch + 1}/{tc.epochs}")
         if terms is None:  # a skipped update (--skip-nonfinite, skip_threshold)
             progress.sums[3] += len(x)
             continue

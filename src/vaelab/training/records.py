@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .. import samplers
 from ..config import Config, TrainConfig
 from ..data.datasets import Datasets, Split, eval_batches
 from ..data.images import grid, save_png
@@ -132,16 +134,24 @@ def summarize(run: Path, cfg: Config, model: LatentVariableModel, data: Datasets
     best_dir = resolve(rundir.checkpoint_dir(run, "best"))
     load_weights(best_dir, model)  # training is over: the model takes the best weights
     test = evaluate_loss(model, data.test.to(device), beta=1.0)
+    fit_started = time.perf_counter()
+    mixture = samplers.fit_mixture(model, samplers.training_codes(data))
+    mixture.save(best_dir / samplers.MIXTURE_FILE)
+    fit_seconds = time.perf_counter() - fit_started
     selected_by = "val_loss" if len(data.val) else "train_neg_elbo"  # recon + beta kl
-    summary = {"best_epoch": progress.best_epoch, f"best_{selected_by}": progress.best_val,
+    summary = {"epochs": progress.epoch, "best_epoch": progress.best_epoch,
+               f"best_{selected_by}": progress.best_val,
                **{f"test_{k}": v for k, v in test.items()},
                "protocol": f"{cfg.data.dataset} {cfg.data.mode}, {cfg.model.likelihood} "
                            f"likelihood, 1-sample negative ELBO in nats per image",
-               "train_seconds_this_session": round(seconds, 1)}
+               "train_seconds_this_session": round(seconds, 1),
+               **({"time_budget_seconds": cfg.train.time_budget}
+                  if cfg.train.time_budget else {}),
+               "gmm_sampler": mixture.fitted_to, "gmm_fit_seconds": round(fit_seconds, 1)}
     write_json(run / rundir.SUMMARY, summary)
     log(f"done: test negative ELBO {test['loss']:.2f} nats (recon {test['recon']:.2f}, "
         f"kl {test['kl']:.2f}) with the best checkpoint (epoch {progress.best_epoch}), "
-        f"{seconds:.0f}s")
+        f"{seconds:.0f}s; gmm sampler fitted in {fit_seconds:.1f}s")
     log(f"run directory: {run}")
     log(f"next: vaelab sample {run}    vaelab reconstruct {run}    "
         f"tensorboard --logdir {run / rundir.TENSORBOARD}")
