@@ -146,7 +146,7 @@ class Session:
 
     def fit_epochs(self, epochs: int) -> None:
         """Train for `epochs` in all (fitted to --time); every process takes the same."""
-        total = self.world.all_reduce(torch.tensor([float(epochs)])).item()
+        total = self.world.all_reduce(torch.tensor([float(epochs)], device=self.device)).item()
         epochs = max(round(total / self.world.size), self.progress.epoch + 1)
         if epochs != self.cfg.train.epochs:
             self.cfg = self.cfg.replace({"train.epochs": epochs})
@@ -210,7 +210,7 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
                     s.fit_epochs(s.budget.after_first_epoch(time.perf_counter() - epoch_start,
                                                             progress.step))
                 s.budget = None
-            if _stop_requested(stop, world):
+            if _stop_requested(stop, world, device):
                 _interrupt(s, stop, None)
     if world.main:
         s.writer.close()
@@ -298,7 +298,7 @@ def _train_epoch(s: Session, epoch: int, stop: StopSignals, progress_bar: bool) 
                disable=None if progress_bar else True)
     poll_every = LOG_EVERY if world.distributed else 1  # agreeing on a stop is a collective
     for b in range(progress.batch, steps_per_epoch):
-        if b % poll_every == 0 and _stop_requested(stop, world):
+        if b % poll_every == 0 and _stop_requested(stop, world, device):
             progress.batch = b
             _interrupt(s, stop, bar)
         x, y, noise = draw_batch(source, labels, order, plan, b, s.noise_shape,
@@ -335,11 +335,12 @@ def _nll_due(tc: TrainConfig, epoch: int) -> bool:
     return tc.nll_every > 0 and ((epoch + 1) % tc.nll_every == 0 or epoch + 1 == tc.epochs)
 
 
-def _stop_requested(stop: StopSignals, world: World) -> bool:
-    """Whether a stop signal arrived (in any process: they must stop at the same batch)."""
+def _stop_requested(stop: StopSignals, world: World, device: torch.device) -> bool:
+    """Whether a stop signal arrived (in any process: they must stop at the same batch). The
+    flag lives on this process's device: NCCL reduces only CUDA tensors."""
     if not world.distributed:
         return stop.received is not None
-    flag = torch.tensor([float(stop.received is not None)])
+    flag = torch.tensor([float(stop.received is not None)], device=device)
     return world.all_reduce(flag).item() > 0
 
 
