@@ -30,6 +30,7 @@ def test_the_fit_takes_the_most_epochs_that_fit():
     # 1 s an epoch's steps and validation: 90 s left, a quarter of an epoch done
     assert budget._fit(budget.started + 10.0, 25, 0.01, 1.0) == 90
     assert budget._fit(budget.started + 99.0, 25, 0.01, 1.0) == 1  # at least one epoch
+    assert budget._fit(budget.started + 99.5, 100, 0.01, 1.0) == 1  # the first one is done
     warm = TimeBudget(seconds=1.0, steps_per_epoch=100, val_batches=0, min_epochs=2)
     assert warm._fit(warm.started, 0, 0.01, 1.0) == 2  # the lr warm-up must fit
 

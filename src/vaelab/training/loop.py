@@ -147,7 +147,7 @@ class Session:
     def fit_epochs(self, epochs: int) -> None:
         """Train for `epochs` in all (fitted to --time); every process takes the same."""
         total = self.world.all_reduce(torch.tensor([float(epochs)], device=self.device)).item()
-        epochs = max(round(total / self.world.size), self.progress.epoch + 1)
+        epochs = round(total / self.world.size)  # the fit never ends inside an epoch
         if epochs != self.cfg.train.epochs:
             self.cfg = self.cfg.replace({"train.epochs": epochs})
             if self.world.main:
