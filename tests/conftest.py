@@ -43,6 +43,12 @@ def data_dir() -> Path:
         pytest.fail(f"VAELAB_DATA_DIR={env} lacks mnist/{', '.join(missing)}")
     return folder
 
+CONDITIONAL = {  # a small cvae with a 2-D latent: about 10 s on 2 CPU cores
+    "data.limit": 5000, "data.val_size": 500, "model.arch": "cvae", "model.channels": [16, 32],
+    "model.latent_dim": 2, "train.epochs": 6, "train.batch_size": 100, "train.threads": 1,
+    "train.sample_grid": 4, "train.precision": "fp32",
+}
+
 
 @pytest.fixture
 def tiny_config() -> Config:
@@ -60,6 +66,12 @@ def trained_run_2d(tmp_path_factory, data_dir) -> Path:
     """A tiny trained run with a 2-D latent space (the manifold needs one)."""
     return train_quietly({**TINY, "model.latent_dim": 2}, tmp_path_factory, "tiny2d",
                          data_dir)
+
+
+@pytest.fixture(scope="session")
+def conditional_run(tmp_path_factory, data_dir) -> Path:
+    """A tiny trained conditional run (cli/test_conditional.py measures what it draws)."""
+    return train_quietly(CONDITIONAL, tmp_path_factory, "cvae", data_dir)
 
 
 @pytest.fixture(scope="session")

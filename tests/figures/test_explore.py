@@ -1,5 +1,6 @@
 """Latent-space figures and the HTML report, on small trained runs."""
 
+import os
 import shutil
 from statistics import NormalDist
 
@@ -12,6 +13,8 @@ import vaelab
 from vaelab.cli import main
 from vaelab.data.datasets import load_test, to_float
 from vaelab.figures import plots
+from vaelab.figures.report import checkpoint_time
+from vaelab.figures.run_figures import pick_test_index, pick_test_pair
 from vaelab.models import latents as explore
 from vaelab.runs.rundir import load_run
 
@@ -143,17 +146,24 @@ class TestCommands:
                 ends = model.decoder.images(explore.interpolate(mu[0], mu[1], 8, mode)[[0, -1]])
             torch.testing.assert_close(ends, model.reconstruct(x), atol=1e-5, rtol=1e-4)
 
-    def test_interpolate_command_with_gif(self, trained_run, tmp_path, data_dir):
-        out = tmp_path / "i.png"
+    @pytest.mark.parametrize("name", ["i.png", "i.gif"])
+    def test_interpolate_command_with_gif(self, trained_run, tmp_path, data_dir, name, capsys):
+        """--out names one file; the strip is the .png and the animation the .gif beside it."""
         run_main("interpolate", trained_run, "--from", "5", "--to", "9", "--steps", "8",
-                 "--gif", "--out", out, "--data-dir", data_dir)
-        assert_not_blank(out)
-        gif = Image.open(tmp_path / "i.gif")
-        assert gif.n_frames == 2 * 8 - 2  # there and back, ends not repeated
-        assert gif.size == (28 * 4, 28 * 4)
+                 "--gif", "--out", tmp_path / name, "--data-dir", data_dir)
+        png, gif = tmp_path / "i.png", tmp_path / "i.gif"
+        assert capsys.readouterr().out == f"wrote {png} and {gif}\n"
+        assert Image.open(png).format == "PNG"
+        assert Image.open(png).size[0] > 8 * 28  # the strip of 8 images
+        assert_not_blank(png)
+        animation = Image.open(gif)
+        assert animation.format == "GIF"
+        assert animation.n_frames == 2 * 8 - 2  # there and back, ends not repeated
+        assert animation.size == (28 * 4, 28 * 4)
         run_main("interpolate", trained_run, "--from-class", "3", "--to-class", "8",
-                 "--mode", "linear", "--out", out, "--data-dir", data_dir)
-        assert_not_blank(out)
+                 "--mode", "linear", "--out", png, "--data-dir", data_dir)
+        assert_not_blank(png)
+        assert not gif.exists(), "a GIF of another path must not stay beside the PNG"
 
     def test_traverse(self, trained_run, tmp_path, data_dir):
         out = tmp_path / "t.png"
@@ -193,8 +203,30 @@ class TestReport:
         assert "<td>0.003</td>" in text  # config values as written (train.lr), not rounded
         assert "<td>128</td>" in text and "<td>binarized</td>" in text
         made = {p.name for p in (report.parent / "figures").iterdir()}
-        assert {"curves.png", "latent.png", "manifold.png", "interpolation.png",
-                "interpolation.gif", "traversal.png", "reconstructions.png"} <= made
+        start, end = pick_test_pair(10_000, None, None, seed=0)  # the report's seed
+        index = pick_test_index(10_000, None, seed=0)
+        assert {"curves.png", "latent.png", "manifold_z0-1.png",  # 2-D codes: no PCA
+                f"interpolation_test{start}-{end}.png", f"interpolation_test{start}-{end}.gif",
+                f"traversal_test{index}.png", "reconstructions.png"} <= made
+
+    def test_figures_older_than_the_checkpoint_are_remade(self, report, tmp_path, data_dir):
+        run = tmp_path / "run"
+        shutil.copytree(report.parent, run)
+        figures = sorted((run / "figures").iterdir())
+        trained = checkpoint_time(run, "best")
+        for path in figures:  # all made before the checkpoint was written, but one
+            age = 1 if path.name == "reconstructions.png" else -100
+            os.utime(path, (trained + age, trained + age))
+        run_main("report", run, "--data-dir", data_dir)
+        ages = {path.name: path.stat().st_mtime - trained for path in figures}
+        assert ages["reconstructions.png"] == pytest.approx(1)  # newer: kept
+        assert all(age > 0 for age in ages.values()), ages  # the others: remade
+        # the last checkpoint's report has figures of its own, and leaves these alone
+        run_main("report", run, "--checkpoint", "last", "--data-dir", data_dir)
+        assert (run / "report_last.html").exists()
+        assert {"latent_last.png", "reconstructions_last.png"} <= {
+            p.name for p in (run / "figures").iterdir()}
+        assert {path.name: path.stat().st_mtime - trained for path in figures} == ages
 
     def test_every_image_loads_in_headless_chromium(self, report):
         chromium = shutil.which("chromium") or shutil.which("chromium-browser")

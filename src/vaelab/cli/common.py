@@ -7,7 +7,9 @@ from pathlib import Path
 
 from ..config import TrainConfig, choices
 from ..errors import ConfigError
-from ..runs.rundir import CHECKPOINT_NAMES
+from ..figures.names import FOLDER
+from ..runs.rundir import CHECKPOINT_NAMES, require_run
+from .outputs import output_path
 
 
 class Parser(argparse.ArgumentParser):
@@ -40,6 +42,15 @@ def check_positive(**values: float | None) -> None:
             raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {value}")
 
 
-def figure_path(args: argparse.Namespace, name: str) -> Path:
-    """--out, else RUN_DIR/figures/<name>."""
-    return args.out or args.run / "figures" / name
+def figure_path(args: argparse.Namespace, name: str, suffixes=(".png",)) -> Path:
+    """The file a figure command writes: --out (a file, or a folder for `name`), else
+    RUN_DIR/figures/<name>; checked, after the run directory, before any work is done."""
+    return output_path(args.out, require_run(args.run) / FOLDER, name, suffixes)
+
+
+def add_out_arg(parser: argparse.ArgumentParser, kind: str, default: str) -> None:
+    """--out, kept as typed (a trailing "/" says it names a folder), its help stating
+    `default`, the default file name."""
+    parser.add_argument("--out", metavar="OUT", help=f"output {kind}, or a folder (one that "
+                        f"exists, or a path ending in /) for the default name "
+                        f"(default: {default})")

@@ -12,7 +12,9 @@ from typing import Any
 from ..config import Config
 from ..data.datasets import Split
 from ..models.generative import LatentVariableModel
-from ..runs.rundir import SAMPLES, SUMMARY
+from ..runs.checkpoint import CONFIG, WEIGHTS, resolve
+from ..runs.rundir import METRICS, SAMPLES, SUMMARY, checkpoint_dir
+from . import names
 from . import run_figures as figures
 
 MAX_PROGRESSION = 12  # per-epoch sample grids shown, evenly spaced over the run
@@ -87,41 +89,66 @@ def _progression(run: Path) -> str:
     return f'<div class="progression">{items}</div>'
 
 
+def checkpoint_time(run: Path, checkpoint: str = "best") -> float:
+    """When a checkpoint's weights were written: the newest mtime of its weights and config
+    (not of the gmm sampler, which may be fitted later without changing the networks)."""
+    folder = resolve(checkpoint_dir(run, checkpoint))
+    if folder is None:
+        return float("inf")  # no checkpoint: every figure is remade
+    return max((folder / name).stat().st_mtime for name in (WEIGHTS, CONFIG))
+
+
 def ensure_figures(run: Path, model: LatentVariableModel, cfg: Config, test: Split, classes,
-                   seed: int) -> dict[str, Path]:
-    """Make whichever of the run's standard figures do not exist yet; return them by name."""
-    folder = run / "figures"
+                   seed: int, checkpoint: str = "best") -> dict[str, Path]:
+    """Make each of the run's standard figures that is missing, or older than what it shows
+    (the checkpoint's weights; metrics.jsonl for the curves), under the names the commands
+    give them (`names`), so a figure a command made with the same settings is reused;
+    return them by name."""
+    folder = run / names.FOLDER
+    trained = checkpoint_time(run, checkpoint)
+    start, end = figures.pick_test_pair(len(test), None, None, seed)
+    index = figures.pick_test_index(len(test), None, seed)
+    fewer = figures.LATENT_POINTS if figures.LATENT_POINTS < len(test) else None
+    interpolation = names.interpolation(start, end, checkpoint=checkpoint)
+    # name -> (file names, when what they show was written, maker of the first file)
     wanted = {
-        "curves": lambda p: figures.curves_plot([run], p),
-        "reconstructions": lambda p: figures.reconstruction_image(model, test, p, seed=seed),
-        "latent": lambda p: figures.latent_plot(model, cfg, test, classes, p, seed=seed),
-        "interpolation": lambda p: figures.interpolation_plot(
-            model, test, p, gif=p.with_suffix(".gif"), seed=seed, classes=classes),
-        "traversal": lambda p: figures.traversal_plot(model, test, p, seed=seed,
-                                                      classes=classes),
+        "curves": ((names.curves(),), (run / METRICS).stat().st_mtime,
+                   lambda p: figures.curves_plot([run], p)),
+        "reconstructions": ((names.reconstructions(seed, checkpoint),), trained,
+                            lambda p: figures.reconstruction_image(model, test, p, seed=seed)),
+        "latent": ((names.latent("pca", model.latent_dim, fewer, seed, checkpoint),), trained,
+                   lambda p: figures.latent_plot(model, cfg, test, classes, p, seed=seed)),
+        "interpolation": ((interpolation, Path(interpolation).with_suffix(".gif").name),
+                          trained, lambda p: figures.interpolation_plot(
+                              model, test, p, start, end, gif=p.with_suffix(".gif"),
+                              seed=seed, classes=classes)),
+        "traversal": ((names.traversal(index, checkpoint),), trained,
+                      lambda p: figures.traversal_plot(model, test, p, index, seed=seed,
+                                                       classes=classes)),
     }
     if model.latent_dim == 2:
-        wanted["manifold"] = lambda p: figures.manifold_plot(model, p, classes=classes)
+        wanted["manifold"] = ((names.manifold((0, 1), checkpoint=checkpoint),), trained,
+                              lambda p: figures.manifold_plot(model, p, classes=classes))
     if model.conditional:
-        wanted["style"] = lambda p: figures.style_plot(model, test, classes, p, seed=seed)
+        wanted["style"] = ((names.style(seed, checkpoint),), trained,
+                           lambda p: figures.style_plot(model, test, classes, p, seed=seed))
     made = {}
-    for name, make in wanted.items():
-        path = folder / f"{name}.png"
-        if not path.exists():
-            make(path)
-        made[name] = path
-    gif = folder / "interpolation.gif"
-    if gif.exists():
-        made["interpolation_gif"] = gif
+    for name, (files, source, make) in wanted.items():
+        paths = [folder / f for f in files]
+        if not all(p.exists() and p.stat().st_mtime >= source for p in paths):
+            make(paths[0])
+        made[name] = paths[0]
+    made["interpolation_gif"] = folder / wanted["interpolation"][0][1]
     return made
 
 
 def write_report(run: Path, model: LatentVariableModel, cfg: Config, test: Split, classes,
                  out: Path | None = None, checkpoint: str = "best", seed: int = 0) -> Path:
-    """Write `run/report.html` (or `out`), generating any missing figure first."""
+    """Write `run/report.html` (report_last.html for the last checkpoint) or `out`, making
+    any figure that is missing or older than the checkpoint first."""
     run = Path(run)
     records = figures.read_metrics(run)
-    made = ensure_figures(run, model, cfg, test, classes, seed)
+    made = ensure_figures(run, model, cfg, test, classes, seed, checkpoint)
     samples = sorted((run / SAMPLES).glob("epoch_*.png"))
     parts = [
         f"<h1>vaelab run <code>{html.escape(run.name)}</code></h1>",
@@ -150,8 +177,7 @@ def write_report(run: Path, model: LatentVariableModel, cfg: Config, test: Split
         parts.append(_image(made["manifold"], "decoded grid of Gaussian quantiles"))
     parts += ["<h2>Interpolation</h2>", _image(made["interpolation"], "path between two test "
               "images' codes")]
-    if "interpolation_gif" in made:
-        parts.append(_image(made["interpolation_gif"], "the same path, animated there and back"))
+    parts.append(_image(made["interpolation_gif"], "the same path, animated there and back"))
     parts += ["<h2>Latent traversal</h2>", _image(made["traversal"], "one latent dimension "
               "varied per row")]
     if "style" in made:
@@ -163,7 +189,7 @@ def write_report(run: Path, model: LatentVariableModel, cfg: Config, test: Split
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>vaelab report: {html.escape(run.name)}</title><style>{CSS}</style>"
             "</head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
-    out = Path(out) if out else run / "report.html"
+    out = Path(out) if out else run / names.report(checkpoint)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(page, encoding="utf-8")

@@ -24,6 +24,7 @@ from ..models.generative import LatentVariableModel
 from . import plots
 
 PROJECTIONS = ("pca", "tsne", "umap")
+LATENT_POINTS = 10_000  # test images in the latent scatter: all of MNIST's
 
 
 def project(mu: np.ndarray, method: str, seed: int) -> tuple[np.ndarray, tuple[str, str]]:
@@ -54,7 +55,7 @@ def project(mu: np.ndarray, method: str, seed: int) -> tuple[np.ndarray, tuple[s
 
 
 def latent_plot(model: LatentVariableModel, cfg: Config, test: Split, classes, out: Path,
-                method: str = "pca", points: int = 10_000, seed: int = 0) -> Path:
+                method: str = "pca", points: int = LATENT_POINTS, seed: int = 0) -> Path:
     """The test set's posterior means, coloured by class."""
     index = _random_indices(len(test), points, seed)
     subset = Split(test.images[index], test.labels[index])
@@ -110,8 +111,7 @@ def interpolation_plot(model: LatentVariableModel, test: Split, out: Path, start
         ends = from_class, to_class
         first, last = (f"class {_name(classes, c)} mean" for c in ends)
     else:
-        drawn = _random_indices(len(test), 2, seed)
-        start, end = (drawn[0] if start is None else start), (drawn[1] if end is None else end)
+        start, end = pick_test_pair(len(test), start, end, seed)
         for i in (start, end):
             if not 0 <= i < len(test):
                 raise ConfigError(f"test image index {i} is outside 0..{len(test) - 1}")
@@ -141,8 +141,7 @@ def traversal_plot(model: LatentVariableModel, test: Split, out: Path, index: in
     """Vary each of the `top` dimensions with the most KL from -limit to +limit around the
     code of one test image (drawn with `seed` when `index` is None). A conditional model
     encodes and decodes every image of the figure with that test image's label."""
-    if index is None:
-        index = _random_indices(len(test), 1, seed)[0]
+    index = pick_test_index(len(test), index, seed)
     if not 0 <= index < len(test):
         raise ConfigError(f"test image index {index} is outside 0..{len(test) - 1}")
     mu, logvar = explore.encode_split(model, test)
@@ -200,6 +199,18 @@ def _name(classes: Sequence[str] | None, label: int) -> str:
 
 def _random_indices(n: int, count: int, seed: int) -> list[int]:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:count].tolist()
+
+
+def pick_test_pair(n: int, start: int | None, end: int | None, seed: int) -> tuple[int, int]:
+    """The two test images of an interpolation: those given, the others drawn with `seed`
+    from a test set of `n` images (as `interpolation_plot` draws them)."""
+    drawn = _random_indices(n, 2, seed)
+    return (drawn[0] if start is None else start), (drawn[1] if end is None else end)
+
+
+def pick_test_index(n: int, index: int | None, seed: int) -> int:
+    """The base test image of a traversal: `index`, else one drawn with `seed`."""
+    return _random_indices(n, 1, seed)[0] if index is None else index
 
 
 def read_metrics(run: Path) -> list[dict]:
