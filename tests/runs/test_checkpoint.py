@@ -116,3 +116,38 @@ class TestRefusals:
     def test_missing_checkpoint(self, tmp_path):
         with pytest.raises(RunError, match="no checkpoint"):
             load_checkpoint(tmp_path / "nothing")
+
+    def test_a_vanished_run_directory_is_not_made_again(self, tmp_path):
+        run = tmp_path / "gone"
+        with pytest.raises(RunError, match="No such file or directory"):
+            save_checkpoint(run / "checkpoints" / "last", build_model(CFG.model), CFG)
+        assert not run.exists()
+
+
+def test_a_run_killed_before_its_first_checkpoint_is_a_run_without_one(tmp_path):
+    """Its config.json makes it a run (`--resume` starts it again); loading says why not."""
+    from vaelab.runs.checkpoint import write_json
+    from vaelab.runs.rundir import load_run, require_run
+
+    run = tmp_path / "early"
+    run.mkdir()
+    with pytest.raises(RunError, match="is not a vaelab run directory"):
+        require_run(run)
+    write_json(run / "config.json", CFG.to_dict())
+    assert require_run(run) == run
+    with pytest.raises(RunError, match="has no 'best' checkpoint yet"):
+        load_run(run)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_loading_onto_a_missing_device_is_vaelabs_own_error(trained_run, tmp_path):
+    import vaelab
+    from vaelab.errors import ConfigError
+
+    for device in ("cuda", torch.device("cuda:0"), "cuda:7"):
+        with pytest.raises(ConfigError, match="was requested but is not available here"):
+            vaelab.load(trained_run, device=device)
+    vaelab.export(trained_run, tmp_path / "exported")
+    with pytest.raises(ConfigError, match="device cuda was requested"):
+        vaelab.load_decoder(tmp_path / "exported" / "decoder", device="cuda")
+    assert vaelab.load(trained_run, device="auto").decoder is not None

@@ -9,6 +9,7 @@ import pytest
 from helpers import assert_one_line_error, quiet
 from vaelab.cli import main
 from vaelab.cli.training import duration
+from vaelab.errors import ConfigError
 from vaelab.training.budget import TimeBudget
 from vaelab.training.loop import train
 
@@ -47,6 +48,9 @@ def test_training_stops_within_its_budget(tiny_config, tmp_path, data_dir):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["train_seconds_this_session"] <= 4.0 * 1.5
     assert summary["epochs"] == config["train"]["epochs"]
+    # Its fitted epochs are its length: resumed, it has finished.
+    with pytest.raises(ConfigError, match=f"already finished its {summary['epochs']} epochs"):
+        train(resume=run, data_dir=data_dir, log=quiet)
 
 
 def test_time_flag_reaches_the_config(tmp_path, data_dir):

@@ -12,6 +12,7 @@ import http.server
 import importlib
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -45,6 +46,28 @@ def vaelab_train(args, data_dir, **kwargs):
                              "--data-dir", str(data_dir)], env=env, text=True, **kwargs)
 
 
+def saved_epoch(run) -> int:
+    """The epoch that `checkpoints/last` holds (0 without a checkpoint)."""
+    last = resolve(run / "checkpoints" / "last")
+    return load_trainer_state(last)["epoch"] if last is not None else 0
+
+
+def recorded_epochs(run, printed: str = "") -> list[int]:
+    """Every epoch a record of the run shows: metrics.jsonl lines, TensorBoard's scalars,
+    and the epoch lines in `printed` (a process's output)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    shown = [int(n) for n in re.findall(r"^epoch +(\d+)/", printed, flags=re.M)]
+    if (run / "metrics.jsonl").exists():
+        shown += [r["epoch"] for r in metrics(run)]
+    if (run / "tb").exists():
+        events = EventAccumulator(str(run / "tb"))
+        events.Reload()
+        if "loss/train" in events.Tags()["scalars"]:
+            shown += [e.step for e in events.Scalars("loss/train")]
+    return shown
+
+
 def checkpoint_is_readable(run) -> bool | None:
     """None if no checkpoint was written yet; else whether `last` loads completely."""
     last = resolve(run / "checkpoints" / "last")
@@ -73,7 +96,7 @@ class TestKill:
         assert process.returncode == 0
         duration = time.perf_counter() - started
         expected = weights(reference)
-        tally = {"resumed": 0, "equal": 0, "unreadable": 0, "restarted": 0}
+        tally = {"resumed": 0, "equal": 0, "unreadable": 0, "restarted": 0, "finished": 0}
         for trial in range(trials):
             run = tmp_path / f"trial{trial}"
             process = vaelab_train([*KILL_FLAGS, "--out", run], data_dir,
@@ -88,15 +111,124 @@ class TestKill:
             if readable is False:
                 tally["unreadable"] += 1
                 continue
-            # With a checkpoint, resume; killed before the first one, start again (the
-            # directory holds no run yet, so --out accepts it).
-            args = ["--resume", run, "--no-progress"] if readable else [*KILL_FLAGS, "--out", run]
+            assert max(recorded_epochs(run), default=0) <= saved_epoch(run), \
+                "the records show an epoch that no checkpoint holds"
+            # Resume, which starts a run killed before its first checkpoint again; killed
+            # before its config.json was written, the directory holds no run: start anew.
+            args = ["--resume", run, "--no-progress"] if (run / "config.json").exists() \
+                else [*KILL_FLAGS, "--out", run]
             tally["resumed" if readable else "restarted"] += 1
-            if vaelab_train(args, data_dir).wait() == 0 and same_weights(weights(run), expected):
+            resumed = vaelab_train(args, data_dir, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE)
+            err = resumed.communicate()[1]
+            # A kill that came after the end finds a finished run, which --resume leaves.
+            finished = resumed.returncode == 2 and "already finished its 12 epochs" in err
+            tally["finished"] += finished
+            if (resumed.returncode == 0 or finished) and same_weights(weights(run), expected) \
+                    and [r["epoch"] for r in metrics(run)] == list(range(1, 13)):
                 tally["equal"] += 1
         report("SIGKILL at a random moment, then resume", trials, tally["equal"], **tally)
         assert tally["unreadable"] == 0
         assert tally["equal"] == trials, tally
+
+
+# Runs `vaelab` and SIGKILLs itself at the nth call of a function whose first argument's
+# name ends with a suffix: a kill at an exact point of an epoch.
+KILL_AT = """
+import importlib, os, signal, sys
+from pathlib import Path
+from vaelab.cli import main
+module, name, nth, suffix = sys.argv[1:5]
+target, calls = importlib.import_module(module), []
+real = getattr(target, name)
+def killing(*args, **kwargs):
+    if Path(str(args[0])).name.endswith(suffix):
+        calls.append(args[0])
+        if len(calls) == int(nth):
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real(*args, **kwargs)
+setattr(target, name, killing)
+sys.exit(main(sys.argv[5:]))
+"""
+WINDOW_FLAGS = [*KILL_FLAGS[:KILL_FLAGS.index("--epochs")], "--epochs", "3",
+                *KILL_FLAGS[KILL_FLAGS.index("--epochs") + 2:]]
+LOOP, RECORDS = "vaelab.training.loop", "vaelab.training.records"
+# Each epoch ends: checkpoints (best if it improved, then last, each swapped in atomically),
+# then its records (sample grid, TensorBoard, metrics line), then its printed line.
+KILL_WINDOWS = {  # window: (module, function, nth call, name suffix, epoch saved after it)
+    "epoch 1, before the first checkpoint": (LOOP, "save_checkpoint", 1, "", 0),
+    "epoch 2's work done, before its checkpoints": (LOOP, "save_checkpoint", 3, "", 1),
+    "between epoch 2's best and last checkpoints": (LOOP, "save_checkpoint", 2, "last", 1),
+    "inside epoch 2's swap of last": ("os", "rename", 2, ".last.tmp", 1),
+    "epoch 2's checkpoints durable, before its records": (LOOP, "write_epoch", 2, "", 2),
+    "epoch 2's grid and TensorBoard written, before its metrics line":
+        (RECORDS, "append_metrics", 2, "", 2),
+}
+
+
+@pytest.fixture
+def restore_threads():
+    threads = torch.get_num_threads()  # the in-process runs set --threads 1
+    yield
+    torch.set_num_threads(threads)
+
+
+class TestKillWindows:
+    """A SIGKILL in each window between an epoch's work and its records: no record shows an
+    epoch that no checkpoint holds, and `--resume` ends bitwise-equal to a run never killed,
+    with each epoch's metrics line, TensorBoard scalars, sample grid and printed line once."""
+
+    @pytest.fixture(scope="class")
+    def reference(self, tmp_path_factory, data_dir):
+        run = tmp_path_factory.mktemp("windows") / "reference"
+        assert vaelab_train([*WINDOW_FLAGS, "--out", run], data_dir,
+                            stdout=subprocess.DEVNULL).wait() == 0
+        return run
+
+    @pytest.mark.parametrize("window", KILL_WINDOWS)
+    def test_kill_then_resume(self, window, reference, tmp_path, data_dir, capsys,
+                              restore_threads):
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        from vaelab.cli import main
+
+        module, function, nth, suffix, saved = KILL_WINDOWS[window]
+        run = tmp_path / "run"
+        killed = subprocess.run(
+            [sys.executable, "-c", KILL_AT, module, function, str(nth), suffix, "train",
+             *WINDOW_FLAGS, "--out", str(run), "--data-dir", str(data_dir)],
+            env={**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"},
+            capture_output=True, text=True)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        assert checkpoint_is_readable(run) is not False and saved_epoch(run) == saved
+        printed = killed.stdout
+        assert max(recorded_epochs(run, printed), default=0) <= saved, \
+            "the records show an epoch that no checkpoint holds"
+
+        # TensorBoard reads events files in name order, and a name starts with the second
+        # it was made in: one made within the killed run's last second could come first.
+        time.sleep(1.01 - time.time() % 1)
+        assert main(["train", "--resume", str(run), "--no-progress",
+                     "--data-dir", str(data_dir)]) == 0
+        resumed = capsys.readouterr().out
+        if saved == 0:
+            assert f"vaelab: {run} has no checkpoint yet; starting it again from its " \
+                   f"config.json" in resumed
+        assert same_weights(weights(run), weights(reference))
+        assert same_weights(weights(run, "best"), weights(reference, "best"))
+        ours, theirs = metrics(run), metrics(reference)
+        for key in ("epoch", "step", "train_loss", "val_loss"):
+            assert [r[key] for r in ours] == [r[key] for r in theirs]
+        events = EventAccumulator(str(run / "tb"))
+        events.Reload()
+        assert [(e.step, e.value) for e in events.Scalars("loss/val")] == \
+            [(r["epoch"], pytest.approx(r["val_loss"])) for r in theirs]
+        assert sorted(recorded_epochs(run, printed + resumed)) == [1, 1, 1, 2, 2, 2, 3, 3, 3]
+        grids = sorted(p.name for p in (run / "samples").iterdir())
+        assert grids == [f"epoch_00{n}.png" for n in (1, 2, 3)]
+        assert all((run / "samples" / g).read_bytes() ==
+                   (reference / "samples" / g).read_bytes() for g in grids)
+        report(f"SIGKILL {window}, then resume", 1, 1)
 
 
 class TestDisk:
@@ -106,7 +238,7 @@ class TestDisk:
                                                              data_dir, monkeypatch, code, text):
         real, calls = checkpoint.save_file, {"n": 0}
 
-        def failing(*args, **kwargs):  # epoch 1 saves last and best; epoch 2's save fails
+        def failing(*args, **kwargs):  # epoch 1 saves best and last; epoch 2's save fails
             calls["n"] += 1
             if calls["n"] > 2:
                 raise OSError(code, text)
@@ -114,7 +246,7 @@ class TestDisk:
 
         monkeypatch.setattr(checkpoint, "save_file", failing)
         run = tmp_path / "run"
-        with pytest.raises(RunError, match=f"{text}.*previous checkpoint .*last is intact"):
+        with pytest.raises(RunError, match=f"{text}.*previous checkpoint .*(best|last) is intact"):
             train(tiny_config.replace({"train.epochs": 3}), out=run, data_dir=data_dir,
                   log=quiet, progress_bar=False)
         assert checkpoint_is_readable(run)
@@ -137,7 +269,8 @@ class TestDisk:
             return real(*args, **kwargs)
 
         monkeypatch.setattr(train_module, "evaluate_loss", vanish_then_evaluate)
-        with pytest.raises(RunError, match="cannot write to the run directory .*No such file"):
+        # The epoch's checkpoint is written first, and the vanished directory is not made again.
+        with pytest.raises(RunError, match="cannot write checkpoint .*No such file"):
             train(tiny_config.replace({"train.epochs": 3}), out=run, data_dir=data_dir,
                   log=quiet, progress_bar=False)
         report("run directory deleted during training", 1, 1)

@@ -1,13 +1,15 @@
 import importlib
 import json
 import math
+import shutil
 import signal
 
 import pytest
 import torch
 
 import vaelab
-from helpers import interrupt_at, metrics, quiet, same_weights, weights
+from helpers import assert_one_line_error, interrupt_at, metrics, quiet, same_weights, weights
+from vaelab.cli import main
 from vaelab.errors import Interrupted, RunError, TrainingDiverged
 from vaelab.runs.rundir import RunLock
 from vaelab.training.loop import train
@@ -139,6 +141,69 @@ class TestResume:
     def test_resume_changing_other_settings_is_refused(self, cfg, trained_run):
         with pytest.raises(vaelab.errors.ConfigError, match="only train.epochs"):
             train(cfg.replace({"train.lr": 0.1}), resume=trained_run, log=quiet)
+
+
+def snapshot(run):
+    """Every file's bytes and every path's modification time under `run`."""
+    return {p.relative_to(run): (p.stat().st_mtime_ns, p.read_bytes() if p.is_file() else None)
+            for p in [run, *run.rglob("*")]}
+
+
+class TestResumeEnds:
+    """What `--resume` does at either end of a run: one that finished its epochs is refused
+    and left as it was; one killed before its first checkpoint starts again."""
+
+    def test_a_finished_run_is_refused_and_left_as_it_was(self, trained_run, tmp_path, capsys):
+        run = tmp_path / "finished"
+        shutil.copytree(trained_run, run)  # copies mtimes too
+        before = snapshot(run)
+        assert_one_line_error(capsys, ["train", "--resume", str(run), "--no-progress"],
+                              f"vaelab train: error: {run} already finished its 2 epochs; "
+                              f"add --epochs N to train longer")
+        assert snapshot(run) == before
+
+    def test_a_finished_run_trains_longer_with_epochs(self, trained_run, tmp_path, capsys):
+        run = tmp_path / "longer"
+        shutil.copytree(trained_run, run)
+        assert main(["train", "--resume", str(run), "--epochs", "3", "--no-progress"]) == 0
+        assert "resuming after epoch 2" in capsys.readouterr().out
+        assert [r["epoch"] for r in metrics(run)] == [1, 2, 3]
+        assert metrics(run)[:2] == metrics(trained_run)
+        assert json.loads((run / "summary.json").read_text())["epochs"] == 3
+        # The run's config.json says how long it trains now: --resume alone continues to 3.
+        assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 3
+        assert_one_line_error(capsys, ["train", "--resume", str(run)],
+                              "already finished its 3 epochs")
+
+    def test_a_run_without_a_checkpoint_starts_again_from_its_config(self, trained_run,
+                                                                     tmp_path, capsys):
+        """Killed in its first epoch: config.json, no checkpoints/ (an older vaelab may have
+        left a metrics line of an epoch it never saved)."""
+        run = tmp_path / "early"
+        run.mkdir()
+        shutil.copy(trained_run / "config.json", run / "config.json")
+        (run / "metrics.jsonl").write_text((trained_run / "metrics.jsonl").read_text()
+                                           .splitlines()[0] + "\n")
+        assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"vaelab: {run} has no checkpoint yet; starting it again from "
+                              f"its config.json\n")
+        assert "resuming" not in out
+        assert same_weights(weights(run), weights(trained_run))  # the same run, from the start
+        assert [r["epoch"] for r in metrics(run)] == [1, 2]
+
+
+def test_metrics_agree_with_the_checkpoint_on_resume(tmp_path):
+    """Lines of epochs after the checkpoint, and a line torn by a kill, are dropped."""
+    from vaelab.training.records import truncate_metrics
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"epoch": 1}\n{"epoch": 2}\n{"epoch": 3}\n{"epo')
+    assert truncate_metrics(path, 2) == 2
+    assert path.read_text() == '{"epoch": 1}\n{"epoch": 2}\n'
+    assert truncate_metrics(path, 5) == 2 and truncate_metrics(tmp_path / "none", 1) == 0
+    path.write_text('{"epoch": 1}')  # whole, but its newline never written
+    assert truncate_metrics(path, 1) == 1 and path.read_text() == '{"epoch": 1}\n'
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(

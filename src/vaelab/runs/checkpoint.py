@@ -80,7 +80,10 @@ def _write_and_swap(folder: Path, tmp: Path, model: torch.nn.Module, config: Con
                     online: torch.nn.Module | None) -> None:
     old = folder.with_name(f".{folder.name}.old")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    # `checkpoints/` may be new, but not the folder above it: a run directory that vanished
+    # is an error to report, not a folder to make again.
+    folder.parent.mkdir(exist_ok=True)
+    tmp.mkdir()
     save_weights(tmp / WEIGHTS, model)
     if online is not None:
         save_weights(tmp / ONLINE, online)

@@ -9,6 +9,7 @@ import torch
 
 from .. import samplers
 from ..config import Config
+from ..device import pick_device
 from ..errors import RunError
 from ..models.generative import LatentVariableModel
 from .checkpoint import load_checkpoint, resolve
@@ -28,12 +29,13 @@ def checkpoint_dir(run: Path, which: str) -> Path:
 
 
 def require_run(run: str | Path) -> Path:
-    """Check that `run` is a vaelab run directory with a checkpoint; return it as a Path."""
+    """Check that `run` is a vaelab run directory (it has its config.json, written before
+    anything else; its checkpoints may not exist yet); return it as a Path."""
     run = Path(run)
     if not run.is_dir():
         raise RunError(f"run directory not found: {run}")
-    if not (run / CONFIG).is_file() or not (run / CHECKPOINTS).is_dir():
-        raise RunError(f"{run} is not a vaelab run directory (no {CONFIG} and {CHECKPOINTS}/)")
+    if not (run / CONFIG).is_file():
+        raise RunError(f"{run} is not a vaelab run directory (no {CONFIG})")
     return run
 
 
@@ -61,7 +63,7 @@ def load_run(run: str | Path, checkpoint: str = "best", device: str | torch.devi
     if found is None:
         raise RunError(f"{run} has no '{checkpoint}' checkpoint yet (is it still training "
                        f"its first epoch?)")
-    model, cfg = load_checkpoint(found, device)
+    model, cfg = load_checkpoint(found, pick_device(device))
     return samplers.attach(model, found, cfg, data_dir), cfg
 
 

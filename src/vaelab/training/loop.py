@@ -32,13 +32,7 @@ from ..errors import ConfigError, Interrupted, RunError, TrainingDiverged
 from ..models.generative import LatentVariableModel
 from ..models.vae import build_model
 from ..runs import rundir
-from ..runs.checkpoint import (
-    load_trainer_state,
-    read_config,
-    resolve,
-    save_checkpoint,
-    write_json,
-)
+from ..runs.checkpoint import read_config, save_checkpoint, write_json
 from . import distributed
 from .batches import EpochPlan, draw_batch, epoch_source
 from .budget import TimeBudget
@@ -53,8 +47,9 @@ from .records import (
     truncate_metrics,
     write_epoch,
 )
+from .resume import has_checkpoint_to_resume, restore
 from .speed import build_optimizer, resolve_precision, tune_allocator
-from .state import Generators, Progress, StopSignals, WeightAverage, pack, unpack
+from .state import Generators, Progress, StopSignals, WeightAverage, pack
 from .steps import (
     EVAL_BATCH_SIZE,
     TERMS,
@@ -80,9 +75,11 @@ def train(cfg: Config | None = None, out: str | Path | None = None,
     """Train a VAE and return its run directory.
 
     New run: `train(cfg, out=...)` (a fresh `runs/<dataset>-<arch>-<time>` if `out` is None).
-    Resume: `train(resume=run_dir)` continues from `checkpoints/last`; passing `cfg` as well
-    may only change `train.epochs`. Under torchrun every process calls this with the same
-    arguments (give `out` explicitly); rank 0 writes the run directory.
+    Resume: `train(resume=run_dir)` continues from `checkpoints/last` (a run killed before
+    its first checkpoint starts again from its config.json); passing `cfg` as well may only
+    change `train.epochs`, and a run that finished its epochs is refused unless they grow.
+    Under torchrun every process calls this with the same arguments (give `out` explicitly);
+    rank 0 writes the run directory.
     """
     tune_allocator()
     world = distributed.from_environment()
@@ -95,7 +92,9 @@ def train(cfg: Config | None = None, out: str | Path | None = None,
         if cfg is not None and cfg.replace({"train.epochs": saved.train.epochs}) != saved:
             raise ConfigError("only train.epochs may change when resuming a run")
         cfg = cfg or saved
+        resuming = has_checkpoint_to_resume(run, cfg, log)
     else:
+        resuming = False
         cfg = cfg or Config()
         if out is None and world.distributed:
             raise ConfigError("under torchrun, name the run directory with --out")
@@ -104,7 +103,7 @@ def train(cfg: Config | None = None, out: str | Path | None = None,
             raise RunError(f"{run} already holds a run: continue it with --resume {run}, "
                            f"or choose another --out")
     device = distributed.setup(world, pick_device(cfg.train.device))
-    created = not run.exists()
+    made = [d for d in (run, *run.parents) if not d.exists()]  # what mkdir makes, deepest first
     try:
         world.barrier()  # every rank has checked the run directory before rank 0 writes
         if world.main:
@@ -113,11 +112,14 @@ def train(cfg: Config | None = None, out: str | Path | None = None,
             except OSError as e:
                 raise RunError(f"cannot create run directory {run}: {e.strerror}") from None
         with rundir.RunLock(run) if world.main else contextlib.nullcontext():
-            return _train(cfg, run, device, world, resume is not None, data_dir,
+            return _train(cfg, run, device, world, resuming, data_dir,
                           progress_bar and world.main, log)
     except Exception:
-        if world.main and created and not (run / rundir.CHECKPOINTS).exists():
+        if world.main and made and not (run / rundir.CHECKPOINTS).exists():
             shutil.rmtree(run, ignore_errors=True)  # nothing of value: leave no half-made run
+            for parent in made[1:]:  # nor the folders made for it (runs/), once empty
+                with contextlib.suppress(OSError):
+                    parent.rmdir()
         raise
     finally:
         distributed.teardown(world)
@@ -140,6 +142,7 @@ class Session:
     loss_fn: LossFn
     guard: UpdateGuard
     noise_shape: tuple[int, ...]  # (latent_dim,) for the ELBO, (K, latent_dim) for IWAE
+    sample_inputs: tuple[torch.Tensor, torch.Tensor | None]  # the same codes every epoch
     writer: Any  # TensorBoard's SummaryWriter on rank 0, else None
     log: Callable[[str], None]
     budget: TimeBudget | None  # --time, until the epochs are fitted to it
@@ -154,11 +157,22 @@ class Session:
                 write_json(self.run / rundir.CONFIG, self.cfg.to_dict())
         self.log(f"vaelab: --time {self.cfg.train.time_budget:g}s: training {epochs} epochs")
 
-    def checkpoint(self, *which: str) -> None:
-        state = {**pack(self.optimizer, self.generators, self.progress), **self.ema.state()}
+    def checkpoint(self, *which: str, record: dict[str, Any] | None = None) -> None:
+        """Save `which` checkpoints in that order, each atomically; `record` (the epoch's
+        metrics) goes into trainer.pt, so a resume can write the epoch's records again."""
+        state = {**pack(self.optimizer, self.generators, self.progress), **self.ema.state(),
+                 **({"record": record} if record is not None else {})}
         for name in which:
             save_checkpoint(rundir.checkpoint_dir(self.run, name), self.ema.model, self.cfg,
                             state, self.ema.online_weights())
+
+    def record_epoch(self, record: dict[str, Any]) -> None:
+        """Write the epoch's records (its checkpoint is durable by now) and print its line."""
+        tc = self.cfg.train
+        samples = write_epoch(self.run, self.ema.model, *self.sample_inputs, tc.sample_grid,
+                              record, self.writer)
+        self.log(epoch_line(record, tc.epochs, record["epoch"] == self.progress.best_epoch,
+                            samples))
 
 
 def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming: bool,
@@ -166,7 +180,6 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
     s = _start(cfg, run, device, world, resuming, data_dir, log)
     objective, progress = cfg.objective, s.progress
     n_train = len(s.data.train)
-    sample_z, sample_y = _sample_inputs(s.model, cfg.train, device)  # the same every epoch
     started = time.perf_counter()
     with StopSignals() as stop:
         while progress.epoch < s.cfg.train.epochs:  # --time may fit the epochs on the way
@@ -200,11 +213,9 @@ def _train(cfg: Config, run: Path, device: torch.device, world: World, resuming:
                                   s.optimizer.param_groups[0]["lr"], beta,
                                   skipped if s.guard.skips else None,
                                   train_seconds, n_train - first_batch * tc.batch_size)
-            if world.main:
-                samples = write_epoch(run, s.ema.model, sample_z, sample_y, tc.sample_grid,
-                                      record, s.writer)
-                s.checkpoint("last", *(("best",) if improved else ()))
-                log(epoch_line(record, tc.epochs, improved, samples))
+            if world.main:  # `last` after `best`: a resume from `last` never outruns `best`
+                s.checkpoint(*(("best",) if improved else ()), "last", record=record)
+                s.record_epoch(record)  # only now: no record shows an epoch not saved
             if s.budget is not None:  # refine the fit with a whole epoch's time, once
                 if first_batch == 0:
                     s.fit_epochs(s.budget.after_first_epoch(time.perf_counter() - epoch_start,
@@ -236,20 +247,11 @@ def _start(cfg: Config, run: Path, device: torch.device, world: World, resuming:
                                 tc.adam_beta2, device)
     ema = WeightAverage(model, tc.ema)
     generators = Generators.seeded(tc.seed, device)
-    progress = Progress()
-    if resuming:
-        last = resolve(rundir.checkpoint_dir(run, "last"))
-        if last is None:
-            raise RunError(f"{run} has no checkpoint to resume from")
-        ema.load(last)
-        state = load_trainer_state(last)
-        progress = unpack(state, optimizer, generators, device)
-        ema.restore(state)
-        if progress.batch and not world.main:
-            progress.sums.zero_()  # the saved sums are global; rank 0 carries them on
-        if world.main:
-            truncate_metrics(run / rundir.METRICS, progress.epoch)
-    elif world.main:
+    progress, unrecorded = restore(run, world, ema, optimizer, generators, device) \
+        if resuming else (Progress(), None)
+    if world.main and not resuming:
+        truncate_metrics(run / rundir.METRICS, 0)  # a run started again keeps no old lines
+    if world.main and (not resuming or cfg != read_config(run)):  # new, or --epochs changed
         write_json(run / rundir.CONFIG, cfg.to_dict())
     loss_fn = make_loss(distributed.wrap(model, world, device), cfg.objective, device,
                         precision, tc.compile)
@@ -259,7 +261,9 @@ def _start(cfg: Config, run: Path, device: torch.device, world: World, resuming:
     if world.main:
         from torch.utils.tensorboard import SummaryWriter  # slow import; only when training
 
-        writer = SummaryWriter(run / rundir.TENSORBOARD, purge_step=progress.epoch + 1)
+        # Hides the events of later epochs, and of an epoch whose records are written again.
+        purge_step = progress.epoch if unrecorded is not None else progress.epoch + 1
+        writer = SummaryWriter(run / rundir.TENSORBOARD, purge_step=purge_step)
     log(f"vaelab: training {cfg.model.arch} VAE (latent {model.latent_dim}, "
         f"{sum(p.numel() for p in model.parameters()):,} parameters) on {cfg.data.dataset} "
         f"({cfg.data.mode}, {len(data.train):,} train / {len(data.val):,} val images) on "
@@ -273,8 +277,12 @@ def _start(cfg: Config, run: Path, device: torch.device, world: World, resuming:
                         math.ceil(len(data.val) / EVAL_BATCH_SIZE),
                         min_epochs=max(1, math.ceil(tc.lr_warmup_epochs))) \
         if tc.time_budget and progress.epoch == 0 else None  # a fitted run resumes as it is
-    return Session(cfg, run, device, world, data, model, optimizer, ema, generators, progress,
-                   loss_fn, UpdateGuard.of(tc), noise_shape, writer, log, budget)
+    s = Session(cfg, run, device, world, data, model, optimizer, ema, generators, progress,
+                loss_fn, UpdateGuard.of(tc), noise_shape, _sample_inputs(model, tc, device),
+                writer, log, budget)
+    if unrecorded is not None:  # killed after its checkpoint, before its records
+        s.record_epoch(unrecorded)
+    return s
 
 
 def _steps_per_epoch(s: Session) -> int:

@@ -1,12 +1,16 @@
 """What a training run leaves behind after each epoch and at its end: metric lines,
 TensorBoard scalars, the epoch's sample grid, the test NLL curve, and summary.json.
-Metrics written after the last checkpoint (by a crash between the two) are dropped on resume.
+
+An epoch's records are written only once its checkpoint is durable, and its metrics.jsonl
+line comes last: a run never shows an epoch that no checkpoint holds, and an epoch whose line
+is missing (killed between the two) has its records written again on resume.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -85,9 +89,10 @@ def check_finite(value: float, epoch: int, run: Path) -> None:
 
 
 def write_epoch(run: Path, model: LatentVariableModel, sample_z: torch.Tensor,
-                 sample_y: torch.Tensor | None, side: int, record: dict[str, Any],
-                 writer) -> Path:
-    """Append the epoch's metrics (JSON lines, TensorBoard) and save its sample grid."""
+                sample_y: torch.Tensor | None, side: int, record: dict[str, Any],
+                writer) -> Path:
+    """Write an epoch's records: its sample grid and TensorBoard scalars, then (last, as the
+    mark that the epoch is recorded) its metrics.jsonl line. Call it after the checkpoint."""
     try:
         return _write_epoch_files(run, model, sample_z, sample_y, side, record, writer)
     except OSError as e:
@@ -101,8 +106,6 @@ def write_epoch(run: Path, model: LatentVariableModel, sample_z: torch.Tensor,
 def _write_epoch_files(run: Path, model: LatentVariableModel, sample_z: torch.Tensor,
                        sample_y: torch.Tensor | None, side: int, record: dict[str, Any],
                        writer) -> Path:
-    with (run / rundir.METRICS).open("a") as f:
-        f.write(json.dumps(record) + "\n")
     epoch = record["epoch"]
     for key, value in record.items():
         if key.startswith(("train_", "val_")):
@@ -116,16 +119,39 @@ def _write_epoch_files(run: Path, model: LatentVariableModel, sample_z: torch.Te
     model.train()
     writer.add_image("samples", pixels, epoch, dataformats="HW")
     writer.flush()
-    return save_png(pixels, run / rundir.SAMPLES / f"epoch_{epoch:03d}.png", scale=2)
+    samples = save_png(pixels, run / rundir.SAMPLES / f"epoch_{epoch:03d}.png", scale=2)
+    append_metrics(run / rundir.METRICS, record)
+    return samples
 
 
-def truncate_metrics(path: Path, epochs_done: int) -> None:
-    """Drop metric lines of epochs after the checkpoint (written just before a crash)."""
+def append_metrics(path: Path, record: dict[str, Any]) -> None:
+    """Append one epoch's line to metrics.jsonl (one write: a kill leaves it whole or torn,
+    and a torn line is dropped on resume)."""
+    with path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def truncate_metrics(path: Path, epochs_done: int) -> int:
+    """Keep the metric lines of the first `epochs_done` epochs, dropping later ones (an older
+    vaelab wrote them before the checkpoint) and a line torn by a kill; return the last epoch
+    that keeps its line (0 if none). The file is rewritten atomically, and only if it changes."""
     if not path.exists():
-        return
-    lines = [line for line in path.read_text().splitlines()
-             if line.strip() and json.loads(line)["epoch"] <= epochs_done]
-    path.write_text("".join(line + "\n" for line in lines))
+        return 0
+    text = path.read_text()
+    kept, recorded = [], 0
+    for line in text.splitlines():
+        try:
+            epoch = json.loads(line)["epoch"]
+        except (ValueError, KeyError, TypeError):  # torn by a kill, or blank
+            continue
+        if epoch <= epochs_done:
+            kept.append(line)
+            recorded = max(recorded, epoch)
+    if kept != text.splitlines() or (text and not text.endswith("\n")):  # every line ended
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, path)
+    return recorded
 
 
 def summarize(run: Path, cfg: Config, model: LatentVariableModel, data: Datasets, device,
