@@ -27,3 +27,8 @@ class Interrupted(VaelabError):
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class SlowPathWarning(UserWarning):
+    """A setting works but runs much slower here than the alternative (shown once per cause;
+    the CLI prints it as one line)."""

@@ -94,6 +94,12 @@ CASES = [
     ("unknown-set-key", lambda t, r: ["train", "--set", "model.depth=3"], "model.depth"),
     ("set-without-equals", lambda t, r: ["train", "--set", "oops"], "section.key=value"),
     ("unknown-flag", lambda t, r: ["train", "--frobnicate"], "unrecognized arguments"),
+    ("misspelt-flag", lambda t, r: ["train", "--modle", "conv"],
+     "vaelab train: error: unrecognized arguments: --modle conv; did you mean --model? "
+     "(see vaelab train --help)"),
+    ("unknown-flag-nested", lambda t, r: ["classifier", "train", "--frobnicate"],
+     "vaelab classifier train: error: unrecognized arguments: --frobnicate (see vaelab "
+     "classifier train --help)"),
     ("unknown-command", lambda t, r: ["frobnicate"], "invalid choice"),
     ("config-missing", lambda t, r: ["train", "--config", str(t / "nope.toml")],
      "config file not found"),
@@ -105,7 +111,7 @@ CASES = [
                                         str(toml(t, '[model]\nlatent_dim = "big"\n'))],
      "model.latent_dim must be an integer"),
     ("data-missing", lambda t, r: ["train", *TINY, "--data-dir", str(t / "empty"),
-                                   "--out", str(t / "r")], "files missing from"),
+                                   "--out", str(t / "r")], " lacks "),
     ("idx-truncated", lambda t, r: ["train", *TINY, "--out", str(t / "r"), "--data-dir",
                                     str(data_folder(t, lambda b: b[:-100]))], "truncated IDX"),
     ("idx-bad-magic", lambda t, r: ["train", *TINY, "--out", str(t / "r"), "--data-dir",

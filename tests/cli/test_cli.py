@@ -12,6 +12,7 @@ from PIL import Image
 
 import vaelab
 from helpers import assert_one_line_error
+from vaelab.cli import main
 from vaelab.runs.rundir import RunLock
 
 TINY_FLAGS = ["--model", "mlp", "--hidden", "128", "--latent-dim", "4", "--limit", "2000",
@@ -65,11 +66,14 @@ class TestBadInput:
             raise urllib.error.URLError("offline")
 
         monkeypatch.setattr(download.urllib.request, "urlopen", no_network)
+        monkeypatch.chdir(tmp_path)  # the default run folder, runs/<name>, would go here
         err = assert_one_line_error(
-            capsys, ["train", "--data-dir", str(tmp_path / "empty"), "--out",
-                     str(tmp_path / "run")], "train-images-idx3-ubyte.gz",
-            "t10k-labels-idx1-ubyte.gz", "offline")
+            capsys, ["train", "--data-dir", str(tmp_path / "empty")],
+            "train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "offline",
+            "--data-dir or VAELAB_DATA_DIR")
         assert str(tmp_path / "empty" / "mnist") in err
+        assert len(err) < 320, err  # the folder, the files, why, the two fixes; no URLs
+        assert list(tmp_path.iterdir()) == [], "nothing is left behind, not even runs/"
 
     def test_corrupt_data(self, capsys, tmp_path):
         folder = tmp_path / "mnist"
@@ -86,8 +90,9 @@ class TestBadInput:
 
     def test_run_in_use(self, capsys, trained_run):
         with RunLock(trained_run):
-            assert_one_line_error(capsys, ["train", "--resume", str(trained_run)],
-                                  "in use by another vaelab train")
+            # --epochs 3: resumed as it is, the finished run would be refused before the lock
+            assert_one_line_error(capsys, ["train", "--resume", str(trained_run), "--epochs",
+                                           "3"], "in use by another vaelab train")
 
     def test_resume_with_other_settings(self, capsys, trained_run):
         assert_one_line_error(capsys, ["train", "--resume", str(trained_run), "--lr", "1"],
@@ -128,7 +133,7 @@ def test_end_to_end(tmp_path, data_dir):
 
     result = run_cli("sample", run, "--grid", "6", "--scale", "1", "--seed", "3")
     assert result.returncode == 0, result.stderr
-    grid = Image.open(run / "figures" / "samples.png")
+    grid = Image.open(run / "figures" / "samples_gmm_t0.8_seed3.png")
     assert grid.size == (6 * 30 + 2, 6 * 30 + 2)  # 28 px tiles, 2 px lines
     assert np.asarray(grid, dtype=np.float32).std() > 20, "the grid is not blank"
 
@@ -155,6 +160,18 @@ def test_end_to_end(tmp_path, data_dir):
     z = torch.randn(3, 4)
     assert torch.equal(decoder.decode(z), model.decode(z))
     assert not any(p.name == "trainer.pt" for p in (tmp_path / "exported").rglob("*"))
+
+
+def test_sample_files_are_native_size(trained_run, tmp_path, data_dir):
+    """One PNG per sample is 28x28 unless --scale says otherwise, so that vaelab score reads
+    it unchanged; a grid keeps its enlargement of 2."""
+    for extra, folder, side in (([], "native", 28), (["--scale", "2"], "scaled", 56)):
+        assert main(["sample", str(trained_run), "--count", "2", "--format", "files",
+                     "--out", str(tmp_path / folder), *extra]) == 0
+        assert Image.open(tmp_path / folder / "sample_0.png").size == (side, side)
+    assert main(["sample", str(trained_run), "--grid", "2", "--out",
+                 str(tmp_path / "grid.png")]) == 0
+    assert Image.open(tmp_path / "grid.png").size == (2 * (2 * 30 + 2),) * 2
 
 
 def test_sigterm_saves_and_says_how_to_resume(tmp_path, data_dir):

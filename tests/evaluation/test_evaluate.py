@@ -237,3 +237,33 @@ def test_evaluate_and_compare(trained_run, trained_run_2d, data_dir, tmp_path, m
 def test_classifier_reaches_99_percent(data_dir):
     _, accuracy = train_classifier("mnist", data_dir, log=lambda *_: None)
     assert accuracy >= 0.99
+
+
+def test_emulated_bf16_warns_once_in_one_line(trained_run, data_dir, tmp_path, monkeypatch,
+                                              capsys):
+    import shutil
+    import warnings
+
+    from vaelab.errors import SlowPathWarning
+    from vaelab.training import speed
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    monkeypatch.setattr(speed, "bf16_native", lambda device: False)  # an AVX2-only CPU
+    argv = ["evaluate", str(run), "--k", "2", "--images", "20", "--no-fid",
+            "--data-dir", str(data_dir)]
+    assert main([*argv, "--precision", "bf16"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warned == [warned[0]] and warned[0].startswith("vaelab evaluate: warning: ")
+    assert "emulated" in warned[0] and "--precision auto" in warned[0]
+    assert json.loads((run / "eval.json").read_text())["nll_precision"] == "bf16"
+    assert main([*argv, "--precision", "auto"]) == 0  # auto takes fp32 here, silently
+    assert "warning" not in capsys.readouterr().err
+    assert json.loads((run / "eval.json").read_text())["nll_precision"] == "fp32"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        monkeypatch.setattr(speed, "bf16_native", lambda device: True)  # native: no word
+        assert speed.resolve_precision("bf16", torch.device("cpu")) == "bf16"
+        monkeypatch.setattr(speed, "bf16_native", lambda device: False)
+        with pytest.raises(SlowPathWarning, match="emulated"):  # training warns the same
+            speed.resolve_precision("bf16", torch.device("cpu"))

@@ -2,6 +2,7 @@
 threshold against the validation quantile, the score against the negative ELBO, the CLI."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -231,3 +232,78 @@ def test_cli_errors_are_one_line(scored_run, tmp_path, capsys, case, fragment):
     else:
         argv += [str(image), "--label", "3"]
     assert_one_line_error(capsys, argv, fragment)
+
+
+def test_unreadable_inputs_are_named_and_the_rest_scored(scored_run, data_dir, tmp_path,
+                                                         capsys):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    test, _ = load_split("mnist", "test", data_dir)
+    digits = [write_png(folder / f"digit{i}.png", test[i, 0].numpy()) for i in range(3)]
+    (folder / "broken.png").write_bytes(b"\x89PNG not really")
+    out = tmp_path / "scores.json"
+    argv = ["score", str(scored_run), str(folder), "/dev/null", str(tmp_path / "nope.png"),
+            "--json", str(out), "--data-dir", str(data_dir)]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
+    assert captured.err.startswith("vaelab score: error: 3 inputs could not be read (the "
+                                   "other 3 scored)")
+    for fragment in ("broken.png: not a readable image",
+                     "/dev/null: not an image file (a character device)",
+                     "nope.png: no such file or folder"):
+        assert fragment in captured.err and fragment.split(":")[0] in captured.out
+    results = json.loads(out.read_text())  # written for the readable ones all the same
+    assert [e["path"] for e in results["images"]] == [str(p) for p in digits]
+    assert {Path(e["path"]).name for e in results["unreadable"]} == {
+        "broken.png", "null", "nope.png"}
+
+
+def test_dev_null_alone_says_what_it_is(scored_run, capsys):
+    assert_one_line_error(capsys, ["score", str(scored_run), "/dev/null"],
+                          "/dev/null: not an image file (a character device)")
+
+
+def test_reference_scores_are_cached_per_checkpoint_and_k(scored_run, data_dir, tmp_path,
+                                                          monkeypatch, capsys):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from vaelab.evaluation import score
+
+    run = tmp_path / "run"
+    shutil.copytree(scored_run, run)
+    for cached in (run / "checkpoints" / "best").glob("score_reference*"):
+        cached.unlink()  # left by the other tests' `vaelab score`
+    calls = []
+    real = score.reference_scores
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("k", args[3] if len(args) > 3 else 1))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(score, "reference_scores", counted)
+    image = write_png(tmp_path / "digit.png", load_split("mnist", "test", data_dir)[0][0, 0]
+                      .numpy())
+
+    def threshold_line(*flags):
+        assert main(["score", str(run), str(image), "--data-dir", str(data_dir), *flags]) == 0
+        return capsys.readouterr().out.splitlines()[-1]
+
+    first = threshold_line()
+    assert calls == [1] and "(cached)" not in first
+    again = threshold_line()
+    assert calls == [1] and again == first.replace("images;", "images (cached);")
+    assert threshold_line("--quantile", "0.5") != first and calls == [1]  # same scores
+    threshold_line("--k", "2")
+    assert calls == [1, 2]  # another score kind is another file
+    assert sorted(p.name for p in (run / "checkpoints" / "best").glob("score_reference*")) == [
+        "score_reference_k1_seed0.safetensors", "score_reference_k2_seed0.safetensors"]
+    weights = run / "checkpoints" / "best" / "model.safetensors"  # the checkpoint changes
+    tensors = load_file(weights)
+    name = next(iter(tensors))
+    tensors[name] = tensors[name] * 1.5
+    save_file(tensors, weights, metadata={"format": "vaelab-checkpoint-1"})
+    changed = threshold_line()
+    assert calls == [1, 2, 1] and "(cached)" not in changed and changed != first

@@ -6,8 +6,9 @@ import argparse
 from pathlib import Path
 
 from ..config import DataConfig, choices
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from .common import add_run_args, check_positive
+from .outputs import output_path
 
 
 def register(sub) -> None:
@@ -18,9 +19,10 @@ def register(sub) -> None:
     p.add_argument("--k", type=int, default=1000,
                    help="importance samples per image (default: 1000; 5000 is the paper "
                    "protocol)")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                   help="decoder precision in the importance sampling; bf16 is about 1.6x "
-                   "faster on CPUs with AMX (default: fp32)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="fp32",
+                   help="precision of the networks in the importance sampling; bf16 pays "
+                   "only where it is native (about 1.6x faster with AMX, several times "
+                   "slower where emulated); auto picks it only there (default: fp32)")
     p.add_argument("--images", type=int, default=0,
                    help="importance-sample only the first N test images (default: 0, all)")
     p.add_argument("--no-fid", action="store_true",
@@ -29,9 +31,11 @@ def register(sub) -> None:
 
     p = sub.add_parser("compare", help="one Markdown table of several runs' evaluations")
     p.add_argument("runs", metavar="RUN_DIR", type=Path, nargs="+", help="evaluated runs")
-    p.add_argument("--plot", metavar="OUT.png", type=Path,
+    p.add_argument("--plot", metavar="OUT.png",
                    help="also draw the rate-distortion plane (test KL against test "
-                   "reconstruction, one point per run, labelled with its beta) to this PNG")
+                   "reconstruction, one point per run, labelled with its beta) to this PNG, "
+                   "or as rate_distortion.png in this folder (one that exists, or a path "
+                   "ending in /) (default: no plot)")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("score", help="anomaly scores of image files, flagged against the "
@@ -51,7 +55,9 @@ def register(sub) -> None:
     p.add_argument("--label", type=int,
                    help="conditional runs: score under this class (default: under every "
                    "class, keeping the best score)")
-    p.add_argument("--json", metavar="OUT", type=Path, help="also write the numbers as JSON")
+    p.add_argument("--json", metavar="OUT", help="also write the numbers as JSON to this "
+                   "file, or to scores.json in this folder (one that exists, or a path "
+                   "ending in /)")
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("classifier", help="the feature classifier behind FID")
@@ -71,16 +77,18 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from ..device import pick_device
     from ..evaluation.evaluate import evaluate, format_table, write
     from ..runs.rundir import load_run
+    from ..training.speed import resolve_precision
 
     check_positive(k=args.k)
     if args.images < 0:
         raise ConfigError(f"--images must be >= 0, got {args.images}")
     device = pick_device(args.device)
+    precision = resolve_precision(args.precision, device)
     model, cfg = load_run(args.run, args.checkpoint, device, args.data_dir)
     data = load_dataset(cfg.data, args.data_dir, device)
     results = {"checkpoint": args.checkpoint, "seed": args.seed,
                **evaluate(model, cfg, data, args.k, args.seed, fid=not args.no_fid,
-                          data_dir=args.data_dir, bf16=args.precision == "bf16",
+                          data_dir=args.data_dir, bf16=precision == "bf16",
                           images=args.images)}
     path = write(args.run, results)
     print(format_table(results))
@@ -94,33 +102,46 @@ def cmd_compare(args: argparse.Namespace) -> None:
         from ..figures.plots import rate_distortion
 
         points = rate_distortion_points(args.runs)  # checks the runs before printing
+        out = output_path(args.plot, ".", "rate_distortion.png", (".png",), flag="--plot")
         print(compare(args.runs))
-        print(f"wrote {rate_distortion(points, args.plot)}")
+        print(f"wrote {rate_distortion(points, out)}")
     else:
         print(compare(args.runs))
 
 
 def cmd_score(args: argparse.Namespace) -> None:
     from ..device import pick_device
-    from ..evaluation.score import check_quantile, format_report, load_images, score_files
-    from ..runs.checkpoint import write_json
-    from ..runs.rundir import load_run
+    from ..evaluation.score import (
+        check_quantile,
+        format_report,
+        load_images,
+        score_files,
+        unreadable_line,
+    )
+    from ..runs.checkpoint import resolve, write_json
+    from ..runs.rundir import checkpoint_dir, load_run
 
     check_positive(k=args.k)
     check_quantile(args.quantile)
-    images = load_images(args.images)  # before the model: a bad file fails fast
+    json_path = None if args.json is None else output_path(
+        args.json, Path.cwd(), "scores.json", (".json",), flag="--json")
+    images = load_images(args.images)  # before the model: no readable file fails fast
     model, cfg = load_run(args.run, args.checkpoint, pick_device(args.device))
+    checkpoint = resolve(checkpoint_dir(args.run, args.checkpoint))
     results = {"run": str(args.run), "checkpoint": args.checkpoint,
                **score_files(model, cfg, images, k=args.k, quantile=args.quantile,
-                             seed=args.seed, label=args.label, data_dir=args.data_dir)}
+                             seed=args.seed, label=args.label, data_dir=args.data_dir,
+                             checkpoint=checkpoint)}
     print(format_report(results))
-    if args.json is not None:
+    if json_path is not None:
         try:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            write_json(args.json, results)
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            write_json(json_path, results)
         except OSError as e:
             raise ConfigError(f"--json {args.json}: cannot write ({e.strerror or e})") from None
-        print(f"wrote {args.json}")
+        print(f"wrote {json_path}")
+    if images.unreadable:  # the others are scored and written: now exit 2, naming them
+        raise DataError(unreadable_line(images.unreadable, len(images.paths)))
 
 
 def cmd_classifier_train(args: argparse.Namespace) -> None:

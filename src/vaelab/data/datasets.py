@@ -104,13 +104,12 @@ def ensure_files(dataset: str, data_dir: str | Path | None = None, download: boo
                 fetch(spec.mirrors, name, spec.md5[name], folder)
             return folder
         except (DataError, OSError) as e:
-            reason = f"download failed: {e}"
+            reason = f"the download failed: {e}"
             for made in created:  # leave no empty folders behind
                 if made.is_dir() and not any(made.iterdir()):
                     made.rmdir()
-    raise DataError(f"{dataset} files missing from {folder}: {', '.join(missing)} ({reason}); "
-                    f"put the files there, or point --data-dir or VAELAB_DATA_DIR at a folder "
-                    f"that holds {spec.folder}/")
+    raise DataError(f"{folder} lacks {', '.join(missing)} ({reason}): put them there, or "
+                    f"point --data-dir or VAELAB_DATA_DIR at a folder holding {spec.folder}/")
 
 
 def load_split(dataset: str, split: str, data_dir: str | Path | None = None,

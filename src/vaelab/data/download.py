@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import re
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -24,8 +26,9 @@ def md5sum(path: Path) -> str:
 
 
 def fetch(mirrors: tuple[str, ...], name: str, md5: str, folder: Path) -> None:
-    """Fetch `name` from the first mirror that serves it with the given MD5, into `folder`."""
-    errors = []
+    """Fetch `name` from the first mirror that serves it with the given MD5, into `folder`.
+    A DataError says in short why every mirror failed (each reason once)."""
+    errors: dict[str, None] = {}  # reasons, in order, without repeats
     for mirror in mirrors:
         url = mirror + name
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
@@ -38,12 +41,12 @@ def fetch(mirrors: tuple[str, ...], name: str, md5: str, folder: Path) -> None:
                 out.flush()
                 os.fsync(out.fileno())
             if digest.hexdigest() != md5:
-                errors.append(f"{url}: checksum mismatch")
+                errors[f"checksum mismatch from {urllib.parse.urlsplit(url).netloc}"] = None
                 continue
             os.replace(tmp, folder / name)
             return
         except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as e:
-            errors.append(f"{url}: {_describe(e)}")
+            errors[_describe(e)] = None
         finally:
             Path(tmp).unlink(missing_ok=True)
     raise DataError("; ".join(errors))
@@ -54,4 +57,5 @@ def _describe(error: Exception) -> str:
         return f"HTTP {error.code} {error.reason}"
     if isinstance(error, http.client.IncompleteRead):
         return f"transfer cut short after {len(error.partial)} bytes"
-    return str(getattr(error, "reason", None) or error or type(error).__name__)
+    text = str(getattr(error, "reason", None) or error or type(error).__name__)
+    return re.sub(r"^\[Errno -?\d+\] ", "", text)  # "[Errno -2] Name or service not known"

@@ -28,12 +28,14 @@ classes).
 from __future__ import annotations
 
 import dataclasses
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from ..config import Config
 from ..data.datasets import (
@@ -47,6 +49,7 @@ from ..data.datasets import (
 from ..errors import ConfigError, DataError
 from ..models.generative import LatentVariableModel
 from ..models.iwae import iwae_bound
+from .reference_cache import Reference, cached_reference, file_name
 
 BATCH = 500  # images per scoring pass
 FALLBACK_VAL = 5000  # held-out images used for the threshold of a run trained with val_size 0
@@ -54,40 +57,43 @@ FALLBACK_VAL = 5000  # held-out images used for the threshold of a run trained w
 
 @dataclass(frozen=True)
 class LoadedImages:
-    """Image files read in the MNIST convention."""
+    """Image files read in the MNIST convention, and the inputs that could not be read."""
 
     images: torch.Tensor  # (N, 1, 28, 28) uint8 in 0..255
     paths: list[Path]
     resized: list[Path]  # the files that were not 28x28
+    unreadable: list[tuple[Path, str]] = dataclasses.field(default_factory=list)  # and why
 
 
-@dataclass(frozen=True)
-class Reference:
-    """The validation scores a threshold is taken from, and where the images came from."""
-
-    scores: torch.Tensor  # (N,) float64 nats
-    source: str
-
-
-def image_files(paths: list[str | Path]) -> list[Path]:
+def image_files(paths: list[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Files as given; each directory expands to the image files directly inside it, sorted
-    by name (hidden files skipped). Raises DataError for a missing path or empty folder."""
+    by name (hidden files skipped). Also returns the inputs that are no image file, and why:
+    a missing path, an empty folder, a device or pipe."""
     from PIL import Image
 
     extensions = {ext.lower() for ext in Image.registered_extensions()}
-    files = []
+    files, problems = [], []
     for path in map(Path, paths):
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.is_file()
                            and not p.name.startswith(".") and p.suffix.lower() in extensions)
-            if not found:
-                raise DataError(f"{path}: no image files in this folder")
             files += found
+            if not found:
+                problems.append((path, "no image files in this folder"))
         elif path.is_file():
             files.append(path)
+        elif path.exists():  # reading a pipe could block: name what it is instead
+            problems.append((path, f"not an image file ({_kind(path)})"))
         else:
-            raise DataError(f"{path}: no such file or folder")
-    return files
+            problems.append((path, "no such file or folder"))
+    return files, problems
+
+
+def _kind(path: Path) -> str:
+    mode = path.stat().st_mode
+    kinds = {stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device",
+             stat.S_ISFIFO: "a named pipe", stat.S_ISSOCK: "a socket"}
+    return next((name for test, name in kinds.items() if test(mode)), "not a regular file")
 
 
 def read_image(path: Path) -> tuple[np.ndarray, bool]:
@@ -111,16 +117,34 @@ def read_image(path: Path) -> tuple[np.ndarray, bool]:
 
 
 def load_images(paths: list[str | Path]) -> LoadedImages:
-    """Read image files (any format Pillow reads; folders expand to their image files)."""
-    files = image_files(paths)
-    pixels, resized = [], []
+    """Read image files (any format Pillow reads; folders expand to their image files). The
+    inputs that cannot be read are kept in `unreadable`, so that the others can be scored;
+    a DataError names them when none can be read at all."""
+    files, unreadable = image_files(paths)
+    pixels, read, resized = [], [], []
     for path in files:
-        image, was_resized = read_image(path)
+        try:
+            image, was_resized = read_image(path)
+        except DataError as e:
+            unreadable.append((path, str(e).removeprefix(f"{path}: ")))
+            continue
         pixels.append(image)
+        read.append(path)
         if was_resized:
             resized.append(path)
+    if not pixels:
+        raise DataError(unreadable_line(unreadable, 0) if len(unreadable) > 1 else
+                        f"{unreadable[0][0]}: {unreadable[0][1]}")
     images = torch.from_numpy(np.stack(pixels)).unsqueeze(1)  # (N, 1, 28, 28) uint8
-    return LoadedImages(images, files, resized)
+    return LoadedImages(images, read, resized, unreadable)
+
+
+def unreadable_line(unreadable: list[tuple[Path, str]], scored: int) -> str:
+    """One line for inputs that could not be scored."""
+    named = "; ".join(f"{path}: {why}" for path, why in unreadable[:3])
+    more = f"; and {len(unreadable) - 3} more" if len(unreadable) > 3 else ""
+    return (f"{len(unreadable)} input{'s' if len(unreadable) > 1 else ''} could not be read"
+            f"{f' (the other {scored} scored)' if scored else ''}: {named}{more}")
 
 
 def model_inputs(images: torch.Tensor, cfg: Config) -> torch.Tensor:
@@ -157,19 +181,22 @@ def _score_under(model: LatentVariableModel, x: torch.Tensor, k: int,
 
 @torch.no_grad()
 def score_images(model: LatentVariableModel, images: torch.Tensor, k: int = 1, seed: int = 0,
-                 y: torch.Tensor | None = None, batch_size: int = BATCH) -> torch.Tensor:
+                 y: torch.Tensor | None = None, batch_size: int = BATCH,
+                 progress: str | None = None) -> torch.Tensor:
     """Anomaly scores (N,) float64 in nats per image of images (N, 1, 28, 28) in [0, 1]:
     the negative ELBO (k = 1) or -L_K (k > 1), deterministic for a given seed.
 
     A conditional model scores each image under its label y (N,) if given, else under
-    every class with the same noise, keeping the lowest score (see the module docstring)."""
+    every class with the same noise, keeping the lowest score (see the module docstring).
+    `progress` names a progress bar on stderr (shown on a terminal only)."""
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}")
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     scores, was_training = [], model.training
     model.eval()
-    for start in range(0, len(images), batch_size):
+    for start in tqdm(range(0, len(images), batch_size), desc=progress, unit="batch",
+                      disable=None if progress else True, leave=False):
         x = images[start:start + batch_size].to(device)
         if not model.conditional:
             scores.append(_score_under(model, x, k, generator, None).cpu())
@@ -210,13 +237,16 @@ def reference_split(cfg: Config, data_dir=None, label: int | None = None) -> tup
 
 
 def reference_scores(model: LatentVariableModel, cfg: Config, data_dir=None, k: int = 1,
-                     seed: int = 0, label: int | None = None) -> Reference:
+                     seed: int = 0, label: int | None = None, progress: bool = False
+                     ) -> Reference:
     """Scores of the run's validation images (see `reference_split`), in the same protocol
     and under the same score as `score_images` gives the inputs. A conditional model scores
     them under `label` if given (only that class's images), else under the best class."""
     val, source = reference_split(cfg, data_dir, label)
     y = val.labels if label is not None else None
-    return Reference(score_images(model, to_float(val.images), k, seed, y), source)
+    bar = f"scoring {len(val):,} {source.split(' (')[0]} for the threshold" if progress else None
+    return Reference(score_images(model, to_float(val.images), k, seed, y, progress=bar),
+                     source)
 
 
 def quantile_of(scores: torch.Tensor, quantile: float) -> float:
@@ -243,9 +273,10 @@ def check_quantile(quantile: float) -> None:
 
 def score_files(model: LatentVariableModel, cfg: Config, loaded: LoadedImages, k: int = 1,
                 quantile: float = 0.99, seed: int = 0, label: int | None = None,
-                data_dir=None) -> dict[str, Any]:
+                data_dir=None, checkpoint: Path | None = None) -> dict[str, Any]:
     """Score image files and flag those above the validation quantile: a JSON-ready dict
-    with the threshold, where it came from, and one entry per image."""
+    with the threshold, where it came from, and one entry per image. The validation scores
+    are cached in the `checkpoint` folder when given (see `reference_cache`)."""
     check_quantile(quantile)
     if label is not None:
         if not model.conditional:
@@ -256,14 +287,17 @@ def score_files(model: LatentVariableModel, cfg: Config, loaded: LoadedImages, k
     x = model_inputs(loaded.images, cfg)
     y = torch.full((len(x),), label, dtype=torch.long) if label is not None else None
     scores = score_images(model, x, k, seed, y)
-    reference = reference_scores(model, cfg, data_dir, k, seed, label)
+    reference, cached = cached_reference(
+        checkpoint, file_name(k, seed, label),
+        lambda: reference_scores(model, cfg, data_dir, k, seed, label, progress=True))
     limit = quantile_of(reference.scores, quantile)
     flagged = scores > limit
     return {"score": score_name(k), "k": k, "units": "nats per image",
             "protocol": protocol(cfg), "label": label, "quantile": quantile,
             "threshold": limit, "reference": reference.source,
-            "reference_images": len(reference.scores),
+            "reference_images": len(reference.scores), "reference_cached": cached,
             "flagged": int(flagged.sum()), "resized": [str(p) for p in loaded.resized],
+            "unreadable": [{"path": str(path), "reason": why} for path, why in loaded.unreadable],
             "images": [{"path": str(path), "score": score, "flagged": flag}
                        for path, score, flag in zip(loaded.paths, scores.tolist(),
                                                     flagged.tolist())]}
@@ -281,11 +315,15 @@ def format_report(results: dict[str, Any]) -> str:
                      f"28x28 (Lanczos): {', '.join(results['resized'][:3])}"
                      + (" ..." if count > 3 else ""))
     entries = results["images"]
-    width = max(len("image"), *(len(e["path"]) for e in entries))
+    width = max(len("image"), *(len(e["path"]) for e in entries + results.get("unreadable", [])))
     lines.append(f"{'image':<{width}}  {'score':>9}  flagged")
     lines += [f"{e['path']:<{width}}  {e['score']:9.2f}  {'yes' if e['flagged'] else 'no'}"
               for e in entries]
+    lines += [f"{e['path']:<{width}}  {'-':>9}  unreadable: {e['reason']}"
+              for e in results.get("unreadable", [])]
     lines.append(f"threshold {results['threshold']:.2f} nats: the {results['quantile']:g} "
                  f"quantile of the scores of {results['reference_images']:,} "
-                 f"{results['reference']}; flagged {results['flagged']} of {len(entries)}")
+                 f"{results['reference']}"
+                 f"{' (cached)' if results.get('reference_cached') else ''}; "
+                 f"flagged {results['flagged']} of {len(entries)}")
     return "\n".join(lines)

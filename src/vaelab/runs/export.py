@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from ..config import Config
+from ..device import pick_device
 from ..errors import RunError
 from ..models.vae import Decoder, GaussianEncoder, build_model
 from .checkpoint import CONFIG, WEIGHTS, load_weights, save_weights, write_json
@@ -46,7 +47,7 @@ def _load_part(path: str | Path, part: str, device) -> torch.nn.Module:
         raise RunError(f"{path} is not an exported vaelab {part}")
     module = getattr(build_model(Config.from_dict(meta).model), part)
     load_weights(path, module, WEIGHTS)
-    return module.to(device).eval()
+    return module.to(pick_device(device)).eval()
 
 
 def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> GaussianEncoder:

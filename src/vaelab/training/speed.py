@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import sys
+import warnings
 from collections.abc import Callable
 
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, SlowPathWarning
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters (malloc.h)
@@ -52,11 +53,17 @@ def bf16_native(device: torch.device) -> bool:
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
-    """"auto" -> "bf16" where it is native, else "fp32"; an explicit choice is checked."""
+    """"auto" -> "bf16" where it is native, else "fp32"; an explicit choice is checked, and
+    an explicit bf16 that the hardware only emulates warns once (it runs about 10x slower
+    than fp32 then, without a word otherwise)."""
     if name == "auto":
         return "bf16" if bf16_native(device) else "fp32"
     if name == "bf16" and device.type == "mps":
         raise ConfigError("--precision bf16 is not supported on mps; use fp32")
+    if name == "bf16" and device.type == "cpu" and not bf16_native(device):
+        warnings.warn("this CPU has no native bf16 (AVX-512 BF16 or AMX), so --precision bf16 "
+                      "is emulated and runs several times slower than fp32; use --precision "
+                      "auto", SlowPathWarning, stacklevel=2)
     return name
 
 
