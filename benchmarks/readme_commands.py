@@ -4,7 +4,7 @@
     python benchmarks/readme_commands.py --avx2     # limited to AVX2 and fp32, as on most laptops
 
 Trains `vaelab train` with no flags in a temporary folder, then times every command of the
-README that reads a run (sample, reconstruct, export, latent with PCA and t-SNE, manifold,
+README that reads a run (sample, reconstruct, latent with PCA and t-SNE, manifold,
 interpolate, traverse, curves, report, evaluate, score with and without its cached
 threshold, info) and `vaelab classifier train`, which the FID needs. Each command is run
 once, start to exit, in a fresh process. `--paper` adds `evaluate --k 5000` (about five
@@ -37,7 +37,6 @@ def commands(run: str, tmp: str, paper: bool) -> list[tuple[str, list[str]]]:
         ("vaelab sample RUN --count 100 --format files --out digits/",
          ["sample", run, "--count", "100", "--format", "files", "--out", f"{tmp}/digits/"]),
         ("vaelab reconstruct RUN", ["reconstruct", run]),
-        ("vaelab export RUN exported/", ["export", run, f"{tmp}/exported"]),
         ("vaelab latent RUN", ["latent", run]),
         ("vaelab latent RUN --method tsne", ["latent", run, "--method", "tsne"]),
         ("vaelab manifold RUN", ["manifold", run]),
