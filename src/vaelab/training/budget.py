@@ -26,7 +26,7 @@ class TimeBudget:
     steps_per_epoch: int
     val_batches: int  # validation batches per epoch
     min_epochs: int = 1  # the learning-rate warm-up must fit
-    started: float = field(default_factory=time.perf_counter)
+    started: float = field(default_factory=lambda: time.perf_counter())
     _timer: tuple[int, float] | None = None  # (step, time) when the timing began
 
     def after_step(self, session_step: int, total_step: int) -> int | None:
