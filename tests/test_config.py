@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from vaelab.config import Config, ModelConfig, choices, load_config, load_toml, parse_override
@@ -29,14 +31,23 @@ class TestConfig:
         ({"model.pad32": 1}, "model.pad32 must be true or false"),
         ({"model.hidden": ["a"]}, "model.hidden must be a list of integers"),
         ({"train.batch_size": 0}, "train.batch_size must be >= 1"),
+        ({"model.image_shape": [2, 28, 28]}, "model.image_shape must be [channels, height, "
+                                             "width] with 1 or 3 channels"),
+        ({"model.image_shape": [3, 32]}, "got [3, 32]"),
+        ({"model.image_shape": [1, 7, 28]}, "sides between 8 and 256"),
+        ({"model.image_shape": [3, 32, 257]}, "sides between 8 and 256"),
+        ({"model.image_shape": [3, 32.0, 32]}, "model.image_shape must be a list of integers"),
+        ({"model.num_classes": 1, "model.arch": "cvae"}, "at least 2 classes"),
+        ({"model.num_classes": -1}, "model.num_classes must be >= 0"),
+        ({"model.logistic_components": 0}, "model.logistic_components must be >= 1"),
     ])
     def test_bad_values_name_the_key(self, overrides, message):
-        with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        with pytest.raises(ConfigError, match=re.escape(message)):
             Config().replace(overrides)
 
     def test_registries_match_the_config_choices(self):
         assert set(MODELS) == set(choices(ModelConfig, "arch"))
-        assert set(LIKELIHOODS) == set(choices(ModelConfig, "likelihood"))
+        assert set(LIKELIHOODS) == set(choices(ModelConfig, "likelihood")) - {"auto"}
 
     @pytest.mark.parametrize("text, expected", [
         ("model.latent_dim=32", ("model.latent_dim", 32)),
@@ -73,3 +84,32 @@ class TestConfig:
         assert presets, "configs/ holds the shipped presets"
         for path in presets:
             load_config(path)  # raises on unknown keys, wrong types or bad values
+
+
+class TestImageShape:
+    def test_configs_written_before_image_shapes_mean_mnist(self):
+        """A run's config.json from before these keys existed loads as MNIST, ten classes."""
+        old = Config().to_dict()
+        for key in ("image_shape", "num_classes", "logistic_components"):
+            del old["model"][key]
+        model = Config.from_dict(old).model
+        assert model.image_shape == (1, 28, 28) and model.num_classes == 10
+        assert Config.from_dict(old) == Config()
+
+    def test_shape_round_trips_through_json_and_toml(self, tmp_path):
+        import json
+
+        cfg = Config().replace({"model.image_shape": [3, 32, 32], "model.num_classes": 2,
+                                "model.likelihood": "logistic-mixture"})
+        path = tmp_path / "config.json"
+        path.write_text(json.dumps(cfg.to_dict()))
+        assert load_config(path) == cfg
+        assert load_config(path).model.image_shape == (3, 32, 32)  # a tuple again
+        toml = tmp_path / "c.toml"
+        toml.write_text('[model]\nimage_shape = [3, 48, 40]\nlikelihood = "logistic-mixture"\n')
+        assert load_config(toml).model.image_shape == (3, 48, 40)
+        assert parse_override("model.image_shape=[1, 20, 20]") == ("model.image_shape",
+                                                                   [1, 20, 20])
+
+    def test_an_unconditional_model_needs_no_classes(self):
+        assert Config().replace({"model.num_classes": 0}).model.num_classes == 0

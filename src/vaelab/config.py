@@ -22,18 +22,21 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-Dataset = Literal["mnist", "fashion-mnist", "kmnist"]
-DataMode = Literal["binarized", "grayscale"]
+BUILTIN_DATASETS = ("mnist", "fashion-mnist", "kmnist", "cifar10")
+DataMode = Literal["auto", "binarized", "grayscale", "colour"]
 Arch = Literal["mlp", "conv", "cvae", "hvae"]
 Prior = Literal["auto", "normal", "mog", "vamp", "class"]
 Bound = Literal["elbo", "iwae", "iwae-dreg"]
-Likelihood = Literal["bernoulli", "gaussian", "gaussian-learned"]
+Likelihood = Literal["auto", "bernoulli", "gaussian", "gaussian-learned", "logistic-mixture"]
 Optimizer = Literal["adam", "adamw"]
 Schedule = Literal["constant", "cosine"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["auto", "fp32", "bf16"]
 
 MAX_LATENT_DIM = 256
+MNIST_SHAPE = (1, 28, 28)  # (C, H, W) of the MNIST family: the default model.image_shape
+IMAGE_CHANNELS = (1, 3)  # grayscale or colour
+MIN_IMAGE_SIDE, MAX_IMAGE_SIDE = 8, 256
 
 
 def _require(ok: bool, message: str) -> None:
@@ -43,42 +46,81 @@ def _require(ok: bool, message: str) -> None:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which images to train on and how they are presented to the model."""
+    """Which images to train on and how they are presented to the model.
 
-    dataset: Dataset = "mnist"
-    mode: DataMode = "binarized"  # binarized: a fresh Bernoulli draw per pixel per epoch
-    val_size: int = 5000  # held out from the 60k training images for model selection
+    `dataset` is a built-in name (BUILTIN_DATASETS) or the path of a user's images: a folder
+    of image files, or a .npz / .npy array (see data/sources.py). `mode` presents pixels as
+    a fresh Bernoulli draw per pixel per epoch (binarized: grayscale images only, the
+    likelihood protocol of MNIST) or as their 8-bit values in [0, 1] (grayscale, colour);
+    auto picks binarized for the MNIST family and the values as they are for other data.
+    `classes` is recorded by training from the data (the class names, in label order)."""
+
+    dataset: str = "mnist"
+    mode: DataMode = "auto"
+    val_size: int = 5000  # training images held out for model selection
     limit: int = 0  # train on the first N remaining training images only (0: all)
+    image_size: int = 0  # resize images to S x S (0: as stored)
+    channels: int = 0  # 1 (gray) or 3 (colour) channels (0: as stored)
+    classes: tuple[str, ...] = ()  # recorded from the data by training
+    fingerprint: str = ""  # recorded by training: a digest of a path dataset's file names
 
     def __post_init__(self):
+        _require(bool(self.dataset.strip()), "data.dataset must name a dataset or a path")
         _require(self.val_size >= 0, f"data.val_size must be >= 0, got {self.val_size}")
         _require(self.limit >= 0, f"data.limit must be >= 0, got {self.limit}")
+        _require(self.image_size == 0 or 8 <= self.image_size <= 256,
+                 f"data.image_size must be 0 (as stored) or between 8 and 256, "
+                 f"got {self.image_size}")
+        _require(self.channels in (0, 1, 3),
+                 f"data.channels must be 0 (as stored), 1 or 3, got {self.channels}")
+
+    @property
+    def builtin(self) -> bool:
+        return self.dataset in BUILTIN_DATASETS
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """The network. `hidden` is read by the MLP; `channels` and `dense` by the conv models
     (conv, and cvae: conv conditioned on the class); `layers`, `width` and `blocks` by the
-    hierarchical VAE (hvae), whose `latent_dim` is per stochastic layer."""
+    hierarchical VAE (hvae), whose `latent_dim` is per stochastic layer.
+
+    `image_shape` and `num_classes` describe the data the model reads; training records them
+    from the data, and their defaults (MNIST) are what configs written before they existed
+    mean. A conv model zero-pads images whose sides its stride-2 layers do not divide
+    (28x28 with three layers -> 32x32) and crops its outputs back."""
 
     arch: Arch = "hvae"  # the default run: see README, "The default model"
     latent_dim: int = 16
     hidden: tuple[int, ...] = (400,)
     channels: tuple[int, ...] = (32, 64)
     dense: int = 256  # conv: width of the dense layer before the latent heads (0: none)
-    likelihood: Likelihood = "bernoulli"
+    likelihood: Likelihood = "auto"  # auto: bernoulli for grayscale, logistic-mixture for colour
     gaussian_std: float = 0.1  # fixed std of the Gaussian likelihood; initial value when learned
-    pad32: bool = False  # zero-pad inputs to 32x32 inside the model; outputs are cropped to 28x28
+    # zero-pad image sides up to a multiple of 32 inside the one-layer models (28x28 -> 32x32);
+    # outputs are cropped back. The hvae reads pixels as a vector and is not padded.
+    pad32: bool = False
     conditional: bool = False  # encoder and decoder read the one-hot class label
     prior: Prior = "auto"  # N(0,I); mog: mixture; vamp: VampPrior; class: p(z|y); auto: below
     prior_components: int = 100  # mixture components or pseudo-inputs (Tomczak used 500)
     layers: int = 2  # hvae: stochastic layers
     width: int = 256  # hvae: width of the residual cells
     blocks: int = 1  # hvae: residual cells per stochastic layer, on each path
+    image_shape: tuple[int, int, int] = MNIST_SHAPE  # (channels, height, width) of the images
+    num_classes: int = 10  # classes of the labels a conditional model reads
+    logistic_components: int = 10  # K of the logistic-mixture likelihood (PixelCNN++: 10)
 
     @property
     def is_conditional(self) -> bool:
         return self.conditional or self.arch == "cvae"
+
+    @property
+    def likelihood_name(self) -> str:
+        """The likelihood in use: `auto` is Bernoulli for grayscale images (the MNIST
+        protocol) and the discretized logistic mixture for 8-bit colour images."""
+        if self.likelihood != "auto":
+            return self.likelihood
+        return "bernoulli" if self.image_shape[0] == 1 else "logistic-mixture"
 
     @property
     def prior_name(self) -> str:
@@ -120,6 +162,18 @@ class ModelConfig:
                  f"model.channels must be positive counts, got {list(self.channels)}")
         _require(self.dense >= 0, f"model.dense must be >= 0, got {self.dense}")
         _require(self.gaussian_std > 0, f"model.gaussian_std must be > 0, got {self.gaussian_std}")
+        _require(len(self.image_shape) == 3 and self.image_shape[0] in IMAGE_CHANNELS
+                 and all(MIN_IMAGE_SIDE <= side <= MAX_IMAGE_SIDE
+                         for side in self.image_shape[1:]),
+                 f"model.image_shape must be [channels, height, width] with 1 or 3 channels "
+                 f"and sides between {MIN_IMAGE_SIDE} and {MAX_IMAGE_SIDE}, "
+                 f"got {list(self.image_shape)}")
+        _require(self.num_classes >= 0, f"model.num_classes must be >= 0, got {self.num_classes}")
+        _require(self.num_classes >= 2 or not self.is_conditional,
+                 f"a conditional model needs labels of at least 2 classes, but "
+                 f"model.num_classes is {self.num_classes}")
+        _require(self.logistic_components >= 1,
+                 f"model.logistic_components must be >= 1, got {self.logistic_components}")
 
 
 @dataclass(frozen=True)
@@ -218,6 +272,9 @@ class Config:
     def __post_init__(self):
         _require(self.objective.kind != "iwae-dreg" or self.model.arch != "hvae",
                  "iwae-dreg gradients are for one-layer models; train a hvae with iwae")
+        _require(self.data.mode != "binarized" or self.model.likelihood in ("auto", "bernoulli"),
+                 f"binarized pixels are 0 or 1: they need the bernoulli likelihood, not "
+                 f"{self.model.likelihood}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -268,9 +325,11 @@ def _check_type(key: str, hint: Any, value: Any) -> Any:
                               f"got {value!r}")
         return value
     if origin is tuple:
+        item = typing.get_args(hint)[0]  # tuple[int, ...], tuple[str, ...], tuple[int, int]
         if not isinstance(value, (list, tuple)) or not all(
-                isinstance(v, int) and not isinstance(v, bool) for v in value):
-            raise ConfigError(f"{key} must be a list of integers, got {value!r}")
+                isinstance(v, item) and not isinstance(v, bool) for v in value):
+            kind = "integers" if item is int else "strings"
+            raise ConfigError(f"{key} must be a list of {kind}, got {value!r}")
         return tuple(value)
     if hint is bool:
         if not isinstance(value, bool):

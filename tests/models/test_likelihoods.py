@@ -35,13 +35,21 @@ class TestLikelihoods:
         torch.testing.assert_close(Bernoulli().log_prob(x, logits),
                                    torch.tensor([-math.log(8)]))
 
+    def test_bernoulli_sums_over_colour_channels(self):
+        x = (torch.rand(3, 3, 8, 6) < 0.5).float()
+        logits = torch.randn(3, 3, 8, 6)
+        want = torch.distributions.Bernoulli(logits=logits).log_prob(x).flatten(1).sum(1)
+        torch.testing.assert_close(Bernoulli().log_prob(x, logits), want)
+        assert Bernoulli().out_channels(3) == Gaussian(0.1, False).out_channels(3) == 3
+
     def test_bernoulli_is_stable_for_large_logits(self):
         x = torch.ones(1, 1, 1, 1)
         assert torch.isfinite(Bernoulli().log_prob(x, torch.full_like(x, -200.0))).all()
 
+    @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 48, 40)])
     @pytest.mark.parametrize("learned", [False, True])
-    def test_gaussian_matches_torch_normal(self, learned):
-        x, mean = torch.rand(4, 1, 28, 28), torch.rand(4, 1, 28, 28)
+    def test_gaussian_matches_torch_normal(self, learned, shape):
+        x, mean = torch.rand(4, *shape), torch.rand(4, *shape)
         expected = torch.distributions.Normal(mean, 0.2).log_prob(x).flatten(1).sum(1)
         torch.testing.assert_close(Gaussian(0.2, learned).log_prob(x, mean), expected)
 

@@ -2,7 +2,6 @@ import pytest
 import torch
 
 from vaelab.config import ModelConfig
-from vaelab.errors import ConfigError
 from vaelab.models.vae import build_model
 from vaelab.training.objectives import negative_elbo
 
@@ -41,9 +40,18 @@ class TestShapes:
         assert set(losses) == {"loss", "recon", "kl"}
         assert all(v.shape == () and torch.isfinite(v) for v in losses.values())
 
-    def test_conv_depth_needs_padding(self):
-        with pytest.raises(ConfigError, match="--pad32"):
-            build_model(ModelConfig(arch="conv", channels=(8, 16, 32)))
+    def test_a_deep_conv_pads_itself_as_pad32_did(self):
+        """Three stride-2 layers do not divide 28: the model pads to 32 by itself, the same
+        network, weights and outputs as --pad32 (which this used to need)."""
+        x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+        outputs = []
+        for pad32 in (False, True):
+            torch.manual_seed(0)
+            model = build_model(ModelConfig(arch="conv", channels=(8, 16, 32), pad32=pad32))
+            assert model.encoder.padding == model.decoder.padding == (2, 2, 2, 2)
+            mu, _ = model.encode(x)
+            outputs.append((mu, model.decode(mu)))
+        torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=0)
 
 
 class TestReferenceNetworks:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import DataConfig, choices
 from ..errors import ConfigError, DataError
 from .common import add_run_args, check_positive
 from .outputs import output_path
@@ -64,8 +63,9 @@ def register(sub) -> None:
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION",
                                parser_class=type(p))
     t = actions.add_parser("train", help="train (or retrain) and cache the classifier")
-    t.add_argument("--dataset", choices=choices(DataConfig, "dataset"), default="mnist",
-                   help="dataset (default: mnist)")
+    t.add_argument("--dataset", default="mnist",
+                   help="a built-in dataset or a labelled folder or array of images, as for "
+                   "vaelab train (default: mnist)")
     t.add_argument("--epochs", type=int, default=None,
                    help="training epochs (default: 5)")
     t.add_argument("--data-dir", type=Path, help="folder holding <dataset>/ IDX files")
@@ -118,14 +118,15 @@ def cmd_score(args: argparse.Namespace) -> None:
         score_files,
         unreadable_line,
     )
-    from ..runs.checkpoint import resolve, write_json
-    from ..runs.rundir import checkpoint_dir, load_run
+    from ..runs.checkpoint import read_config, resolve, write_json
+    from ..runs.rundir import checkpoint_dir, load_run, require_run
 
     check_positive(k=args.k)
     check_quantile(args.quantile)
     json_path = None if args.json is None else output_path(
         args.json, Path.cwd(), "scores.json", (".json",), flag="--json")
-    images = load_images(args.images)  # before the model: no readable file fails fast
+    shape = read_config(require_run(args.run)).model.image_shape
+    images = load_images(args.images, shape)  # before the model: no readable file fails fast
     model, cfg = load_run(args.run, args.checkpoint, pick_device(args.device))
     checkpoint = resolve(checkpoint_dir(args.run, args.checkpoint))
     results = {"run": str(args.run), "checkpoint": args.checkpoint,

@@ -94,12 +94,12 @@ def register(sub) -> None:
 
 
 def _model_and_test(args: argparse.Namespace):
-    from ..data.datasets import DATASETS, load_test
+    from ..data.datasets import class_names, load_test
     from ..device import pick_device
     from ..runs.rundir import load_run
 
     model, cfg = load_run(args.run, args.checkpoint, pick_device(args.device))
-    return model, cfg, load_test(cfg.data, args.data_dir), DATASETS[cfg.data.dataset].classes
+    return model, cfg, load_test(cfg.data, args.data_dir), class_names(cfg.data)
 
 
 def cmd_latent(args: argparse.Namespace) -> None:
@@ -117,7 +117,7 @@ def cmd_latent(args: argparse.Namespace) -> None:
 
 
 def cmd_manifold(args: argparse.Namespace) -> None:
-    from ..data.datasets import DATASETS
+    from ..data.datasets import class_names
     from ..device import pick_device
     from ..figures import names
     from ..figures.run_figures import manifold_plot
@@ -127,7 +127,7 @@ def cmd_manifold(args: argparse.Namespace) -> None:
     check_positive(n=args.n)
     figure_path(args, "manifold.png")  # checked now; named once --digit is read as a class
     model, cfg = load_run(args.run, args.checkpoint, pick_device(args.device))
-    classes = DATASETS[cfg.data.dataset].classes
+    classes = class_names(cfg.data)
     label = None if args.digit is None else class_index(args.digit, classes)
     out = figure_path(args, names.manifold(args.dims, label, args.checkpoint))
     print(f"wrote {manifold_plot(model, out, args.n, args.dims, label, classes)}")

@@ -54,9 +54,10 @@ def cpu_name() -> str:
 def describe() -> dict[str, Any]:
     """Versions, devices, CPU capability, precision choice, threads, data and cache folders."""
     from .. import __version__
+    from ..data import cifar
+    from ..data.cache import cache_dir
     from ..data.datasets import DATASETS, SPLIT_FILES, default_data_dir
     from ..device import pick_device
-    from ..evaluation.classifier import cache_dir
     from ..training.speed import bf16_native, resolve_precision
 
     device = pick_device("auto")
@@ -66,6 +67,8 @@ def describe() -> dict[str, Any]:
                if all(any((data_dir / spec.folder / f"{stem}{ext}").is_file()
                           for ext in (".gz", ""))
                       for stems in SPLIT_FILES.values() for stem in stems)]
+    if (data_dir / cifar.FOLDER / cifar.ARCHIVE).is_file():
+        present.append("cifar10")
     info = {
         "vaelab": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
         "platform": platform.platform(), "cpu": cpu_name(), "cpu_cores": os.cpu_count(),

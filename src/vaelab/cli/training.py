@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from ..config import (
+    BUILTIN_DATASETS,
     Config,
     DataConfig,
     ModelConfig,
     ObjectiveConfig,
     TrainConfig,
-    choices,
     load_toml,
     parse_override,
 )
@@ -49,9 +49,18 @@ def duration(text: str) -> float:
 
 # (flag, dotted config key, section class, help). Types and choices come from the config.
 TRAIN_FLAGS: list[tuple[str, str, type, str]] = [
-    ("--dataset", "data.dataset", DataConfig, "image collection"),
+    ("--dataset", "data.dataset", DataConfig,
+     f"a built-in dataset ({', '.join(BUILTIN_DATASETS)}) or your own images: a folder of "
+     "image files (one sub-folder per class, optionally inside train/ and test/) or a "
+     ".npz / .npy array"),
     ("--data", "data.mode", DataConfig,
-     "binarized: fresh Bernoulli draw per pixel each epoch (the NLL protocol); grayscale"),
+     "binarized: fresh Bernoulli draw per pixel each epoch (the NLL protocol, grayscale "
+     "only); grayscale / colour: the 8-bit values in [0, 1]; auto: binarized for the MNIST "
+     "family, the values as they are otherwise"),
+    ("--image-size", "data.image_size", DataConfig,
+     "resize every image to SxS (shorter side, then the centre crop; 0: as stored)"),
+    ("--image-channels", "data.channels", DataConfig,
+     "convert the images to 1 (gray) or 3 (colour) channels (0: as stored)"),
     ("--val-size", "data.val_size", DataConfig,
      "training images held out for validation / best-checkpoint selection"),
     ("--limit", "data.limit", DataConfig, "train on only the first N training images (0: all)"),
@@ -62,9 +71,14 @@ TRAIN_FLAGS: list[tuple[str, str, type, str]] = [
     ("--channels", "model.channels", ModelConfig, "conv channels per stride-2 layer"),
     ("--dense", "model.dense", ModelConfig, "conv dense layer before the latent (0: none)"),
     ("--likelihood", "model.likelihood", ModelConfig,
-     "p(x|z): bernoulli (BCE), gaussian (MSE, fixed std), gaussian-learned"),
+     "p(x|z): bernoulli (BCE), gaussian (MSE, fixed std), gaussian-learned, "
+     "logistic-mixture (discretized, for 8-bit images, as PixelCNN++ and NVAE); auto: "
+     "bernoulli for grayscale, logistic-mixture for colour"),
+    ("--logistic-components", "model.logistic_components", ModelConfig,
+     "mixture components of the logistic-mixture likelihood"),
     ("--gaussian-std", "model.gaussian_std", ModelConfig, "std of the Gaussian likelihood"),
-    ("--pad32", "model.pad32", ModelConfig, "zero-pad images to 32x32 inside the model"),
+    ("--pad32", "model.pad32", ModelConfig,
+     "zero-pad image sides to a multiple of 32 inside conv models (28x28 -> 32x32)"),
     ("--conditional", "model.conditional", ModelConfig,
      "condition encoder and decoder on the class label (cvae always is)"),
     ("--prior", "model.prior", ModelConfig,
@@ -160,8 +174,8 @@ def register(sub) -> None:
     _add_train_flags(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("download", help="fetch a dataset's IDX files for offline use")
-    p.add_argument("--dataset", choices=choices(DataConfig, "dataset"), default="mnist",
+    p = sub.add_parser("download", help="fetch a built-in dataset's files for offline use")
+    p.add_argument("--dataset", choices=BUILTIN_DATASETS, default="mnist",
                    help="dataset (default: mnist)")
     p.add_argument("--data-dir", type=Path, help="target folder "
                    "(default: $VAELAB_DATA_DIR, else the user cache directory)")
@@ -192,8 +206,6 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_download(args: argparse.Namespace) -> None:
-    from ..data.datasets import SPLIT_FILES, ensure_files
+    from ..data.sources import download
 
-    folder = ensure_files(args.dataset, args.data_dir, download=True,
-                          splits=tuple(SPLIT_FILES))
-    print(f"{args.dataset} files are in {folder}")
+    print(f"{args.dataset} files are in {download(args.dataset, args.data_dir)}")

@@ -73,7 +73,7 @@ def register(sub) -> None:
 def cmd_sample(args: argparse.Namespace) -> None:
     import torch
 
-    from ..data.datasets import DATASETS
+    from ..data.datasets import class_names
     from ..data.images import grid, save_png
     from ..device import pick_device
     from ..figures import names
@@ -102,7 +102,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     scale = args.scale or (1 if files else 2)
     device = pick_device(args.device)
     model, cfg = load_run(args.run, args.checkpoint, device, args.data_dir)
-    classes = DATASETS[cfg.data.dataset].classes
+    classes = class_names(cfg.data)
     if args.grid_by_class:
         from ..figures.run_figures import class_samples
 
@@ -153,7 +153,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
 
 
 def cmd_style(args: argparse.Namespace) -> None:
-    from ..data.datasets import DATASETS, load_test
+    from ..data.datasets import class_names, load_test
     from ..device import pick_device
     from ..figures import names
     from ..figures.run_figures import style_plot
@@ -163,7 +163,7 @@ def cmd_style(args: argparse.Namespace) -> None:
     out = figure_path(args, names.style(args.seed, args.checkpoint))
     model, cfg = load_run(args.run, args.checkpoint, pick_device(args.device))
     out = style_plot(model, load_test(cfg.data, args.data_dir),
-                     DATASETS[cfg.data.dataset].classes, out, args.count, args.seed)
+                     class_names(cfg.data), out, args.count, args.seed)
     print(f"wrote {args.count} test images (first column), each decoded under every class, "
           f"to {out}")
 

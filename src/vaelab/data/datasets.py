@@ -7,6 +7,7 @@ verified, and renamed into place, so a failed download never leaves a half-writt
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,8 +167,14 @@ class Datasets:
     train: Split
     val: Split
     test: Split
-    classes: tuple[str, ...]
+    classes: tuple[str, ...]  # empty for unlabelled images
     dynamic_binarization: bool
+    mode: str = "binarized"  # the data mode, resolved (see resolve_mode)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the images."""
+        return tuple(self.train.images.shape[1:])
 
 
 def binarize_once(images: torch.Tensor, seed: int = EVAL_BINARIZE_SEED) -> torch.Tensor:
@@ -177,21 +184,63 @@ def binarize_once(images: torch.Tensor, seed: int = EVAL_BINARIZE_SEED) -> torch
     return (torch.bernoulli(probs, generator=generator) * 255).to(torch.uint8).to(images.device)
 
 
+def resolve_mode(cfg: DataConfig, channels: int) -> str:
+    """The data mode, with "auto" resolved (binarized for the MNIST family's IDX datasets,
+    else the values as they are), checked against the images' channels."""
+    mode = cfg.mode
+    if mode == "auto":
+        mode = "binarized" if cfg.dataset in DATASETS else (
+            "grayscale" if channels == 1 else "colour")
+    if mode in ("binarized", "grayscale") and channels != 1:
+        raise DataError(f"--data {mode} is for grayscale images; {cfg.dataset} has {channels} "
+                        f"channels: use --data colour, or --channels 1 to convert them")
+    if mode == "colour" and channels != 3:
+        raise DataError(f"--data colour is for colour images; {cfg.dataset} has 1 channel: "
+                        f"use --data grayscale, or --channels 3")
+    return mode
+
+
+def stored_splits(cfg: DataConfig, data_dir=None, download: bool = True, log=None
+                  ) -> tuple[Split, Split, tuple[str, ...]]:
+    """(training split, test split, class names) of any source, as stored (uint8)."""
+    if cfg.dataset in DATASETS:
+        ensure_files(cfg.dataset, data_dir, download)  # one message naming every missing file
+        train, test = (Split(*load_split(cfg.dataset, split, data_dir, download))
+                       for split in ("train", "test"))
+        if cfg.image_size or cfg.channels:
+            from .arrays import resize_and_convert
+
+            images = resize_and_convert({"train": train.images, "test": test.images},
+                                        cfg.image_size, cfg.channels)
+            train, test = Split(images["train"], train.labels), Split(images["test"], test.labels)
+        return train, test, DATASETS[cfg.dataset].classes
+    from .sources import check_unchanged, read_images
+
+    check_unchanged(cfg)
+    found = read_images(cfg, data_dir, download, log)
+    train, test = (Split(found.images[s], found.labels[s]) for s in ("train", "test"))
+    return train, test, found.classes
+
+
 def load_test(cfg: DataConfig, data_dir: str | Path | None = None,
               device: torch.device | str = "cpu", download: bool = True) -> Split:
     """The test split as evaluation sees it (binarized once, with a fixed seed, if asked)."""
-    test = Split(*load_split(cfg.dataset, "test", data_dir, download))
-    if cfg.mode == "binarized":
+    _, test, _ = stored_splits(cfg, data_dir, download)
+    if resolve_mode(cfg, test.images.shape[1]) == "binarized":
         test = Split(binarize_once(test.images, EVAL_BINARIZE_SEED), test.labels)
     return test.to(device)
 
 
 def load_dataset(cfg: DataConfig, data_dir: str | Path | None = None,
-                 device: torch.device | str = "cpu", download: bool = True) -> Datasets:
+                 device: torch.device | str = "cpu", download: bool = True,
+                 log=None) -> Datasets:
     """Load the train/val/test splits described by `cfg` onto `device`."""
-    ensure_files(cfg.dataset, data_dir, download)  # one message naming every missing file
-    images, labels = load_split(cfg.dataset, "train", data_dir, download)
-    test = load_test(cfg, data_dir, device, download)
+    stored, test, classes = stored_splits(cfg, data_dir, download, log)
+    images, labels = stored.images, stored.labels
+    mode = resolve_mode(cfg, images.shape[1])
+    if mode == "binarized":
+        test = Split(binarize_once(test.images, EVAL_BINARIZE_SEED), test.labels)
+    test = test.to(device)
     if cfg.val_size >= len(images):
         raise DataError(f"data.val_size {cfg.val_size} leaves no training images "
                         f"(the training split has {len(images)})")
@@ -201,11 +250,39 @@ def load_dataset(cfg: DataConfig, data_dir: str | Path | None = None,
         train_idx = train_idx[:cfg.limit]
     train = Split(images[train_idx], labels[train_idx])
     val = Split(images[val_idx], labels[val_idx])
-    binarized = cfg.mode == "binarized"
+    binarized = mode == "binarized"
     if binarized:
         val = Split(binarize_once(val.images, EVAL_BINARIZE_SEED + 1), val.labels)
-    spec = DATASETS[cfg.dataset]
-    return Datasets(train.to(device), val.to(device), test, spec.classes, binarized)
+    return Datasets(train.to(device), val.to(device), test, classes, binarized, mode)
+
+
+def described_by(cfg, data: Datasets) -> dict[str, object]:
+    """What a run records of its data in its config, as overrides of `cfg` (a Config): the
+    resolved mode, the class names, a path dataset's file-name digest, and the image shape
+    and class count its model is built for. Conditional models need labelled images."""
+    from .sources import listing_fingerprint
+
+    if cfg.model.is_conditional and not data.classes:
+        raise DataError(f"{cfg.data.dataset} has no classes (no class folders or labels), so "
+                        f"it cannot train a conditional model")
+    model = dataclasses.replace(cfg.model, image_shape=data.shape)
+    if data.mode == "binarized" and model.likelihood_name != "bernoulli":
+        raise DataError(f"binarized pixels are 0 or 1: they need the bernoulli likelihood, "
+                        f"not {model.likelihood_name}")
+    return {"data.mode": data.mode, "data.classes": list(data.classes),
+            "data.fingerprint": listing_fingerprint(cfg.data),
+            "model.image_shape": list(data.shape), "model.likelihood": model.likelihood_name,
+            "model.num_classes": max(2, len(data.classes))}
+
+
+RECORDED = ("data.mode", "data.classes", "data.fingerprint", "model.image_shape",
+            "model.likelihood", "model.num_classes")  # the keys `described_by` fills
+
+
+def class_names(cfg: DataConfig) -> tuple[str, ...]:
+    """A run's class names: as it recorded them, else (runs before they were recorded) the
+    built-in dataset's."""
+    return cfg.classes or DATASETS[cfg.dataset].classes
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:

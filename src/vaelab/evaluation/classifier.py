@@ -1,14 +1,16 @@
-"""vaelab's own MNIST-family classifier: the feature network behind FID and the classifier
-score (an Inception-Score analogue). A small CNN trained on the grayscale training images,
-kept in the user cache and reused; its 128-D penultimate layer gives the features.
+"""vaelab's own classifier per dataset: the feature network behind FID and the classifier
+score (an Inception-Score analogue). A small CNN trained on the dataset's labelled training
+images as stored (not binarized), kept in the user cache per dataset and reused; its 128-D
+penultimate layer gives the features. For MNIST it is the network it always was.
 
-Numbers measured with it are comparable between vaelab runs, never with Inception-FID.
+Numbers measured with it are comparable between vaelab runs on one dataset, never with
+Inception-FID. Unlabelled images have no classifier: FID is then skipped.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 import time
 from pathlib import Path
 
@@ -16,8 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.datasets import load_split, to_float
-from ..errors import RunError
+from ..config import DataConfig
+from ..data.cache import cache_dir
+from ..data.datasets import Split, stored_splits, to_float
+from ..errors import DataError, RunError
 from ..runs.checkpoint import load_weights, save_weights, write_json
 
 FEATURES = 128
@@ -26,33 +30,49 @@ EPOCHS = 5
 
 
 class Classifier(nn.Module):
-    """Two conv blocks (with batch norm) and a 128-unit layer (the features), then 10 logits."""
+    """Two conv blocks (with batch norm) and a 128-unit layer (the features), then a logit
+    per class, for images of `shape` (C, H, W)."""
 
-    def __init__(self):
+    def __init__(self, shape: tuple[int, int, int] = (1, 28, 28), classes: int = 10):
         super().__init__()
+        self.shape, self.classes = tuple(shape), classes
+        channels, height, width = shape
         self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-            nn.MaxPool2d(2),  # (B, 32, 14, 14)
+            nn.Conv2d(channels, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+            nn.MaxPool2d(2),  # (B, 32, H/2, W/2)
             nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
-            nn.MaxPool2d(2),  # (B, 64, 7, 7)
-            nn.Flatten(), nn.Linear(64 * 7 * 7, FEATURES), nn.ReLU())
-        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(FEATURES, 10))
+            nn.MaxPool2d(2),  # (B, 64, H/4, W/4)
+            nn.Flatten(), nn.Linear(64 * (height // 4) * (width // 4), FEATURES), nn.ReLU())
+        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(FEATURES, classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
 
-def cache_dir() -> Path:
-    """`$VAELAB_CACHE_DIR`, else the user cache directory (e.g. ~/.cache/vaelab)."""
-    if os.environ.get("VAELAB_CACHE_DIR"):
-        return Path(os.environ["VAELAB_CACHE_DIR"]).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("vaelab"))
+def as_data(dataset: str | DataConfig) -> DataConfig:
+    return dataset if isinstance(dataset, DataConfig) else DataConfig(dataset=dataset)
 
 
-def classifier_dir(dataset: str) -> Path:
-    return cache_dir() / "classifier" / dataset
+def classifier_dir(dataset: str | DataConfig) -> Path:
+    """The cache folder of a dataset's classifier: by name for a built-in dataset as
+    stored, else by the resolved path and the resize/convert options."""
+    data = as_data(dataset)
+    if data.builtin and not (data.image_size or data.channels):
+        return cache_dir() / "classifier" / data.dataset
+    where = data.dataset if data.builtin else str(Path(data.dataset).expanduser().resolve())
+    key = hashlib.sha256(where.encode()).hexdigest()[:12]
+    return cache_dir() / "classifier" / (f"{Path(data.dataset).stem}-{key}-"
+                                         f"s{data.image_size}-c{data.channels}")
+
+
+def labelled_splits(dataset: str | DataConfig, data_dir=None) -> tuple[Split, Split, int]:
+    """(train, test, number of classes) of a dataset as stored; unlabelled data raises."""
+    data = as_data(dataset)
+    train, test, classes = stored_splits(data, data_dir)
+    if not classes:
+        raise DataError(f"{data.dataset} has no classes (no class folders or labels), so "
+                        f"vaelab has no classifier for FID on it")
+    return train, test, len(classes)
 
 
 @torch.no_grad()
@@ -64,16 +84,17 @@ def accuracy(model: Classifier, images: torch.Tensor, labels: torch.Tensor) -> f
 
 
 @torch.enable_grad()  # also when called under no_grad (evaluate's first, uncached use)
-def train_classifier(dataset: str = "mnist", data_dir=None, epochs: int = EPOCHS,
+def train_classifier(dataset: str | DataConfig = "mnist", data_dir=None, epochs: int = EPOCHS,
                      seed: int = 0, limit: int = 0, log=print) -> tuple[Classifier, float]:
-    """Train on the grayscale training images (Adam from 1e-3, x0.6 per epoch, batch 128);
+    """Train on the training images as stored (Adam from 1e-3, x0.6 per epoch, batch 128);
     return the model and its test accuracy. `limit` uses the first N images only."""
-    images, labels = load_split(dataset, "train", data_dir)
-    test_images, test_labels = load_split(dataset, "test", data_dir)
+    train, test, classes = labelled_splits(dataset, data_dir)
+    images, labels, test_images, test_labels = train.images, train.labels, test.images, \
+        test.labels
     if limit:
         images, labels = images[:limit], labels[:limit]
     torch.manual_seed(seed)
-    model = Classifier()
+    model = Classifier(tuple(images.shape[1:]), classes)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.6)
     generator = torch.Generator().manual_seed(seed)
@@ -92,31 +113,34 @@ def train_classifier(dataset: str = "mnist", data_dir=None, epochs: int = EPOCHS
     return model.eval(), acc
 
 
-def save_classifier(model: Classifier, dataset: str, test_accuracy: float,
+def save_classifier(model: Classifier, dataset: str | DataConfig, test_accuracy: float,
                     epochs: int) -> Path:
     folder = classifier_dir(dataset)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / ".model.safetensors.tmp"
     save_weights(tmp, model)
     tmp.replace(folder / "model.safetensors")
-    write_json(folder / "config.json", {"dataset": dataset, "test_accuracy": test_accuracy,
-                                        "epochs": epochs, "features": FEATURES})
+    write_json(folder / "config.json", {
+        "dataset": as_data(dataset).dataset, "test_accuracy": test_accuracy, "epochs": epochs,
+        "features": FEATURES, "shape": list(model.shape), "classes": model.classes})
     return folder
 
 
-def load_classifier(dataset: str, data_dir=None, log=print) -> tuple[Classifier, dict]:
+def load_classifier(dataset: str | DataConfig, data_dir=None, log=print
+                    ) -> tuple[Classifier, dict]:
     """The cached classifier for `dataset`, trained first (a minute or two) if missing."""
     folder = classifier_dir(dataset)
     if not (folder / "model.safetensors").exists():
-        log(f"training the {dataset} feature classifier once (cached in {folder}) ...")
+        log(f"training the {as_data(dataset).dataset} feature classifier once (cached in "
+            f"{folder}) ...")
         model, acc = train_classifier(dataset, data_dir, log=log)
         save_classifier(model, dataset, acc, EPOCHS)
-    model = Classifier()
-    load_weights(folder, model)
     try:
         info = json.loads((folder / "config.json").read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise RunError(f"{folder / 'config.json'}: unreadable ({e})") from None
+    model = Classifier(tuple(info.get("shape", (1, 28, 28))), info.get("classes", 10))
+    load_weights(folder, model)
     return model.eval(), info
 
 

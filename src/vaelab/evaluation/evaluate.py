@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from ..config import Config
-from ..data.datasets import PIXELS, Datasets, Split, eval_batches, load_split, to_float
+from ..data.datasets import Datasets, Split, eval_batches, stored_splits, to_float
 from ..errors import RunError
 from ..models.generative import LatentVariableModel
 from ..models.iwae import iwae_bound
@@ -43,13 +43,19 @@ LEGIBLE = 0.9  # classifier confidence above which a sample counts as legible
 PROBE_TRAIN = 10_000  # training images whose latent means fit the probes
 
 
+def bits_per_dim(nats: float, shape: tuple[int, ...]) -> float:
+    """Nats per image -> bits per dimension (per pixel and channel): nats / (C H W ln 2)."""
+    return nats / (math.prod(shape) * math.log(2))
+
+
 def protocol(cfg: Config) -> str:
     if cfg.data.mode == "binarized":
         return (f"{cfg.data.dataset}, dynamically binarized training, test set binarized "
-                f"once (fixed seed), {cfg.model.likelihood} likelihood: comparable with "
+                f"once (fixed seed), {cfg.model.likelihood_name} likelihood: comparable with "
                 f"published NLLs")
-    return (f"{cfg.data.dataset} grayscale in [0, 1], {cfg.model.likelihood} likelihood: "
-            f"NOT comparable with published NLLs on binarized MNIST")
+    return (f"{cfg.data.dataset} {cfg.data.mode} 8-bit values in [0, 1], "
+            f"{cfg.model.likelihood_name} likelihood: NOT comparable with published NLLs on "
+            f"binarized MNIST")
 
 
 def nll(model: LatentVariableModel, split, k: int, seed: int, batch_size: int = 100,
@@ -71,7 +77,8 @@ def nll(model: LatentVariableModel, split, k: int, seed: int, batch_size: int = 
 
 
 def latent_quality(model: LatentVariableModel, data: Datasets, seed: int) -> dict[str, float]:
-    """Active units and how well the latent means predict the labels."""
+    """Active units and how well the latent means predict the labels (unlabelled images:
+    active units only)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import make_pipeline
@@ -79,6 +86,8 @@ def latent_quality(model: LatentVariableModel, data: Datasets, seed: int) -> dic
 
     test_mu, _ = encode_split(model, data.test)
     active = int((test_mu.var(0) > ACTIVE_THRESHOLD).sum())
+    if not data.classes:
+        return {"active_units": active, "latent_dim": model.latent_dim}
     generator = torch.Generator().manual_seed(seed)
     index = torch.randperm(len(data.train), generator=generator)[:PROBE_TRAIN]
     train = Split(data.train.images[index], data.train.labels[index])
@@ -101,9 +110,8 @@ def sample_quality(model: LatentVariableModel, cfg: Config, data_dir, seed: int,
     Unsuffixed keys are the default sampler's; the others' keys end in _<sampler>. Beside
     them: the train-vs-test FID floor and the real test images' score and legible fraction.
     A conditional model draws a balanced mix of classes, as the test set is."""
-    classifier, info = load_classifier(cfg.data.dataset, data_dir, log=log)
-    test, _ = load_split(cfg.data.dataset, "test", data_dir)
-    train, _ = load_split(cfg.data.dataset, "train", data_dir)
+    classifier, info = load_classifier(cfg.data, data_dir, log=log)
+    train, test = (split.images for split in stored_splits(cfg.data, data_dir)[:2])
     floor_index = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
     f_test, p_test = features_and_probs(classifier, to_float(test))
     f_train, _ = features_and_probs(classifier, to_float(train[floor_index[:len(test)]]))
@@ -166,18 +174,21 @@ def evaluate(model: LatentVariableModel, cfg: Config, data: Datasets, k: int = 1
     elbo = evaluate_loss(model, data.test, beta=1.0)
     results.update({"test_neg_elbo": elbo["loss"], "test_recon": elbo["recon"],
                     "test_kl": elbo["kl"],
-                    "test_bits_per_dim": elbo["loss"] / (PIXELS * math.log(2))})
+                    "test_bits_per_dim": bits_per_dim(elbo["loss"], data.shape)})
     log(f"negative ELBO {elbo['loss']:.2f} nats; importance sampling with K={k} ...")
     subset = Split(data.test.images[:images], data.test.labels[:images]) if images else data.test
     results.update(nll(model, subset, k, seed, bf16=bf16))
-    results["nll_bits_per_dim"] = results["nll"] / (PIXELS * math.log(2))
+    results["nll_bits_per_dim"] = bits_per_dim(results["nll"], data.shape)
     results.update(latent_quality(model, data, seed))
-    if fid:
+    if fid and not data.classes:
+        log(f"no FID or classifier score: {cfg.data.dataset} has no classes to train "
+            f"vaelab's classifier on")
+    elif fid:
         log("sample quality: FID and classifier score ...")
         results.update(sample_quality(model, cfg, data_dir, seed, log=log))
         if model.conditional:
             log(f"conditional accuracy: {CONDITIONAL_PER_CLASS:,} samples per class ...")
-            classifier, _ = load_classifier(cfg.data.dataset, data_dir, log=log)
+            classifier, _ = load_classifier(cfg.data, data_dir, log=log)
             results.update(conditional_accuracy(model, classifier, seed=seed))
     return results
 
@@ -255,7 +266,7 @@ def rate_distortion_points(runs: list[Path]) -> list[dict[str, Any]]:
                        "rate": float(results["test_kl"]),
                        "distortion": float(results["test_recon"]),
                        "protocol": f"{cfg.data.dataset}, {data_mode(results)}, "
-                                   f"{cfg.model.likelihood} likelihood"})
+                                   f"{cfg.model.likelihood_name} likelihood"})
     protocols: dict[str, list[str]] = {}
     for point in points:
         protocols.setdefault(point["protocol"], []).append(point["name"])

@@ -40,7 +40,6 @@ from tqdm import tqdm
 from ..config import Config
 from ..data.datasets import (
     EVAL_BINARIZE_SEED,
-    IMAGE_SIZE,
     Split,
     binarize_once,
     load_dataset,
@@ -52,6 +51,7 @@ from ..models.iwae import iwae_bound
 from .reference_cache import Reference, cached_reference, file_name
 
 BATCH = 500  # images per scoring pass
+MNIST_SHAPE = (1, 28, 28)
 FALLBACK_VAL = 5000  # held-out images used for the threshold of a run trained with val_size 0
 
 
@@ -59,10 +59,11 @@ FALLBACK_VAL = 5000  # held-out images used for the threshold of a run trained w
 class LoadedImages:
     """Image files read in the MNIST convention, and the inputs that could not be read."""
 
-    images: torch.Tensor  # (N, 1, 28, 28) uint8 in 0..255
+    images: torch.Tensor  # (N, C, H, W) uint8 in 0..255
     paths: list[Path]
-    resized: list[Path]  # the files that were not 28x28
+    resized: list[Path]  # the files not of the run's image size
     unreadable: list[tuple[Path, str]] = dataclasses.field(default_factory=list)  # and why
+    shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W) they were read in
 
 
 def image_files(paths: list[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -96,35 +97,39 @@ def _kind(path: Path) -> str:
     return next((name for test, name in kinds.items() if test(mode)), "not a regular file")
 
 
-def read_image(path: Path) -> tuple[np.ndarray, bool]:
-    """One file -> (28, 28) uint8 grayscale, and whether it had to be resized. Transparent
-    pixels count as black background."""
+def read_image(path: Path, shape: tuple[int, int, int] = MNIST_SHAPE
+               ) -> tuple[np.ndarray, bool]:
+    """One file -> (C, H, W) uint8 in the run's `shape` (grayscale or RGB), and whether it
+    had to be resized. Transparent pixels count as black background."""
     from PIL import Image
 
+    channels, height, width = shape
     try:
         with Image.open(path) as image:
             image.load()
             if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
                 background = Image.new("RGBA", image.size, (0, 0, 0, 255))
                 image = Image.alpha_composite(background, image.convert("RGBA"))
-            gray = image.convert("L")
+            image = image.convert("L" if channels == 1 else "RGB")
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise DataError(f"{path}: not a readable image ({e})") from None
-    resized = gray.size != (IMAGE_SIZE, IMAGE_SIZE)
+    resized = image.size != (width, height)
     if resized:
-        gray = gray.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.LANCZOS)
-    return np.asarray(gray, dtype=np.uint8), resized
+        image = image.resize((width, height), Image.Resampling.LANCZOS)
+    pixels = np.asarray(image, dtype=np.uint8)
+    return (pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)), resized
 
 
-def load_images(paths: list[str | Path]) -> LoadedImages:
-    """Read image files (any format Pillow reads; folders expand to their image files). The
-    inputs that cannot be read are kept in `unreadable`, so that the others can be scored;
-    a DataError names them when none can be read at all."""
+def load_images(paths: list[str | Path], shape: tuple[int, int, int] = MNIST_SHAPE
+                ) -> LoadedImages:
+    """Read image files (any format Pillow reads; folders expand to their image files) in
+    the run's image `shape`. The inputs that cannot be read are kept in `unreadable`, so
+    that the others can be scored; a DataError names them when none can be read at all."""
     files, unreadable = image_files(paths)
     pixels, read, resized = [], [], []
     for path in files:
         try:
-            image, was_resized = read_image(path)
+            image, was_resized = read_image(path, shape)
         except DataError as e:
             unreadable.append((path, str(e).removeprefix(f"{path}: ")))
             continue
@@ -135,8 +140,8 @@ def load_images(paths: list[str | Path]) -> LoadedImages:
     if not pixels:
         raise DataError(unreadable_line(unreadable, 0) if len(unreadable) > 1 else
                         f"{unreadable[0][0]}: {unreadable[0][1]}")
-    images = torch.from_numpy(np.stack(pixels)).unsqueeze(1)  # (N, 1, 28, 28) uint8
-    return LoadedImages(images, read, resized, unreadable)
+    images = torch.from_numpy(np.stack(pixels))  # (N, C, H, W) uint8
+    return LoadedImages(images, read, resized, unreadable, tuple(shape))
 
 
 def unreadable_line(unreadable: list[tuple[Path, str]], scored: int) -> str:
@@ -296,7 +301,8 @@ def score_files(model: LatentVariableModel, cfg: Config, loaded: LoadedImages, k
             "protocol": protocol(cfg), "label": label, "quantile": quantile,
             "threshold": limit, "reference": reference.source,
             "reference_images": len(reference.scores), "reference_cached": cached,
-            "flagged": int(flagged.sum()), "resized": [str(p) for p in loaded.resized],
+            "flagged": int(flagged.sum()), "image_shape": list(loaded.shape),
+            "resized": [str(p) for p in loaded.resized],
             "unreadable": [{"path": str(path), "reason": why} for path, why in loaded.unreadable],
             "images": [{"path": str(path), "score": score, "flagged": flag}
                        for path, score, flag in zip(loaded.paths, scores.tolist(),
@@ -311,8 +317,9 @@ def format_report(results: dict[str, Any]) -> str:
              f"training data); {results['protocol']}"]
     if results["resized"]:
         count = len(results["resized"])
-        lines.append(f"note: {count} image{'s' if count > 1 else ''} not 28x28, resized to "
-                     f"28x28 (Lanczos): {', '.join(results['resized'][:3])}"
+        size = "x".join(map(str, results.get("image_shape", MNIST_SHAPE)[:0:-1]))
+        lines.append(f"note: {count} image{'s' if count > 1 else ''} not {size}, resized to "
+                     f"{size} (Lanczos): {', '.join(results['resized'][:3])}"
                      + (" ..." if count > 3 else ""))
     entries = results["images"]
     width = max(len("image"), *(len(e["path"]) for e in entries + results.get("unreadable", [])))

@@ -38,22 +38,36 @@ STYLE = {"font.size": 11, "axes.titlesize": 13, "axes.labelsize": 11, "legend.fo
 SPLIT_STYLE = {"train": "-", "val": "--"}
 
 
-def tile_scale(columns: int, rows: int = 1) -> int:
-    """Integer enlargement of 28x28 tiles so the grid is at most about MAX_SIDE pixels."""
-    return max(1, MAX_SIDE // (28 * max(columns, rows)))
+def tile_scale(columns: int, rows: int = 1, side: int = 28) -> int:
+    """Integer enlargement of tiles `side` pixels high and wide (at most) so that the grid
+    is at most about MAX_SIDE pixels."""
+    return max(1, MAX_SIDE // (side * max(columns, rows)))
+
+
+def _tile(images: torch.Tensor, scale: int) -> tuple[int, int]:
+    """(width, height) of one enlarged tile of `images` (N, C, H, W)."""
+    return images.shape[-1] * scale, images.shape[-2] * scale
+
+
+def _mode(images: torch.Tensor) -> str:
+    """How `save` stores a figure of these images: one grey channel, or full RGB."""
+    return "gray" if images.shape[1] == 1 else "rgb"
 
 
 def digit_figure(pixels: np.ndarray, scale: int, title: str, left: int, top: int = TOP,
                  right: int = RIGHT):
-    """A figure holding `pixels` (H, W) uint8 enlarged `scale` times, 1:1 on the canvas,
-    `left` pixels from the left edge, `top` from the top and `right` from the right."""
-    pixels = np.kron(pixels, np.ones((scale, scale), dtype=pixels.dtype))
-    h, w = pixels.shape
+    """A figure holding `pixels` (H, W) or (H, W, 3) uint8 enlarged `scale` times, 1:1 on
+    the canvas, `left` pixels from the left edge, `top` from the top and `right` from the
+    right."""
+    pixels = np.kron(pixels, np.ones((scale, scale) + (1,) * (pixels.ndim - 2),
+                                     dtype=pixels.dtype))
+    h, w = pixels.shape[:2]
     width, height = left + w + right, top + h + BOTTOM
     with plt.rc_context(STYLE):
         fig = plt.figure(figsize=(width / DPI, height / DPI), dpi=DPI)
         ax = fig.add_axes((left / width, BOTTOM / height, w / width, h / height))
-        ax.imshow(pixels, cmap="gray", vmin=0, vmax=255, interpolation="nearest",
+        ax.imshow(pixels, cmap="gray" if pixels.ndim == 2 else None, vmin=0, vmax=255,
+                  interpolation="nearest",
                   extent=(0, w, h, 0), aspect="auto")
         ax.set_title(title)
         for side in ("top", "right", "bottom", "left"):
@@ -61,17 +75,19 @@ def digit_figure(pixels: np.ndarray, scale: int, title: str, left: int, top: int
     return fig, ax
 
 
-def save(fig, path: str | Path, gray: bool = False) -> Path:
-    """Write the figure as a compact PNG: one 8-bit grey channel for figures of digits,
-    a 64-colour palette for charts (a third to a quarter of matplotlib's RGBA file, with
-    no visible difference)."""
+def save(fig, path: str | Path, mode: str = "chart") -> Path:
+    """Write the figure as a compact PNG: one 8-bit grey channel for figures of grayscale
+    images ("gray"), RGB for colour images ("rgb"), a 64-colour palette for charts (a third
+    to a quarter of matplotlib's RGBA file, with no visible difference)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.canvas.draw()
     rgba = Image.fromarray(np.asarray(fig.canvas.buffer_rgba()))
     plt.close(fig)
-    if gray:
+    if mode == "gray":
         image = rgba.convert("L")
+    elif mode == "rgb":
+        image = rgba.convert("RGB")
     else:
         image = rgba.convert("RGB").quantize(palette=_chart_palette(),
                                              dither=Image.Dither.NONE)
@@ -103,30 +119,30 @@ def manifold(images: torch.Tensor, values: torch.Tensor, dims: tuple[int, int],
              path: str | Path, title: str) -> Path:
     """The n x n decoded grid with the latent value of each row and column on the axes."""
     n = len(values)
-    scale = tile_scale(n)
-    tile = 28 * scale
+    scale = tile_scale(n, side=max(images.shape[-2:]))
+    width, height = _tile(images, scale)
     fig, ax = digit_figure(grid(images, ncol=n, padding=0), scale, title, LEFT["manifold"])
     labels = [f"{v:.2f}" for v in values.tolist()]
-    ax.set_xticks(_centres(n, tile), labels, rotation=90)
-    ax.set_yticks(_centres(n, tile), labels[::-1])
+    ax.set_xticks(_centres(n, width), labels, rotation=90)
+    ax.set_yticks(_centres(n, height), labels[::-1])
     ax.set_xlabel(f"z[{dims[0]}]  (Gaussian quantiles)")
     ax.set_ylabel(f"z[{dims[1]}]")
     ax.tick_params(labelsize=8 if n > 12 else 10)
-    return save(fig, path, gray=True)
+    return save(fig, path, mode=_mode(images))
 
 
 def traversal(images: torch.Tensor, row_labels: Sequence[str], values: torch.Tensor,
               path: str | Path, title: str) -> Path:
     """One row per latent dimension, each varying that dimension over `values`."""
     rows, columns = len(row_labels), len(values)
-    scale = tile_scale(columns, rows)
-    tile = 28 * scale
+    scale = tile_scale(columns, rows, max(images.shape[-2:]))
+    width, height = _tile(images, scale)
     fig, ax = digit_figure(grid(images, ncol=columns, padding=0), scale, title,
                            LEFT["traversal"])
-    ax.set_xticks(_centres(columns, tile), [f"{v:+.1f}" for v in values.tolist()])
-    _label_rows(ax, row_labels, tile)
+    ax.set_xticks(_centres(columns, width), [f"{v:+.1f}" for v in values.tolist()])
+    _label_rows(ax, row_labels, height)
     ax.set_xlabel("value of the varied dimension")
-    return save(fig, path, gray=True)
+    return save(fig, path, mode=_mode(images))
 
 
 def _label_rows(ax, row_labels: Sequence[str], tile: int) -> None:
@@ -136,17 +152,17 @@ def _label_rows(ax, row_labels: Sequence[str], tile: int) -> None:
 
 def class_grid(images: torch.Tensor, class_names: Sequence[str], path: str | Path,
                title: str, xlabel: str = "", scale: int | None = None) -> Path:
-    """One row per class, its name at the left: images (C * columns, 1, 28, 28), row-major,
-    row c drawn for class c. `scale` defaults to the largest that fits MAX_SIDE."""
+    """One row per class, its name at the left: images (K * columns, C, H, W), row-major,
+    row k drawn for class k. `scale` defaults to the largest that fits MAX_SIDE."""
     rows = len(class_names)
     columns = len(images) // rows
-    scale = scale or tile_scale(columns, rows)
+    scale = scale or tile_scale(columns, rows, max(images.shape[-2:]))
     fig, ax = digit_figure(grid(images, ncol=columns, padding=0), scale, title,
                            LEFT["classes"])
-    _label_rows(ax, class_names, 28 * scale)
+    _label_rows(ax, class_names, _tile(images, scale)[1])
     ax.set_xticks([])
     ax.set_xlabel(xlabel)
-    return save(fig, path, gray=True)
+    return save(fig, path, mode=_mode(images))
 
 
 def style_margins(class_names: Sequence[str]) -> tuple[int, int]:
@@ -160,51 +176,53 @@ def style_margins(class_names: Sequence[str]) -> tuple[int, int]:
 
 def style_grid(originals: torch.Tensor, decoded: torch.Tensor, row_labels: Sequence[str],
                class_names: Sequence[str], path: str | Path, title: str) -> Path:
-    """Style transfer: originals (R, 1, 28, 28) in the first column, then decoded
-    (R * C, 1, 28, 28), row-major: row r is test image r's code decoded under each of the
-    C classes. A white gap separates the originals; class names head the columns."""
+    """Style transfer: originals (R, C, H, W) in the first column, then decoded
+    (R * K, C, H, W), row-major: row r is test image r's code decoded under each of the
+    K classes. A white gap separates the originals; class names head the columns."""
     rows, classes = len(originals), len(class_names)
-    scale = tile_scale(classes + 1, rows)
-    tile = 28 * scale
-    first = grid(originals, ncol=1, padding=0)  # (R*28, 28)
-    rest = grid(decoded, ncol=classes, padding=0)  # (R*28, C*28)
-    gap = np.full((len(first), STYLE_GAP), 255, dtype=np.uint8)
+    scale = tile_scale(classes + 1, rows, max(originals.shape[-2:]))
+    tile, height = _tile(originals, scale)
+    first = grid(originals, ncol=1, padding=0)  # (R*H, W)
+    rest = grid(decoded, ncol=classes, padding=0)  # (R*H, K*W)
+    gap = np.full((len(first), STYLE_GAP, *first.shape[2:]), 255, dtype=np.uint8)
     top, right = style_margins(class_names)
     fig, ax = digit_figure(np.concatenate([first, gap, rest], axis=1), scale, title,
                            LEFT["style"], top=top, right=right)
-    offset = (28 + STYLE_GAP) * scale  # where the decoded columns start
+    offset = (originals.shape[-1] + STYLE_GAP) * scale  # where the decoded columns start
     rotated = right == RIGHT_ROTATED
     ax.set_xticks([tile / 2, *(offset + _centres(classes, tile))],
                   ["original", *class_names], rotation=45 if rotated else 0,
                   ha="left" if rotated else "center")
     ax.tick_params(axis="x", top=True, labeltop=True, bottom=False, labelbottom=False)
-    _label_rows(ax, row_labels, tile)
+    _label_rows(ax, row_labels, height)
     ax.set_xlabel("each row: one test image's code, decoded with every class's label")
-    return save(fig, path, gray=True)
+    return save(fig, path, mode=_mode(originals))
 
 
 def strip(images: torch.Tensor, path: str | Path, title: str,
           first: str, last: str) -> Path:
     """A single row of images, its ends labelled."""
     columns = len(images)
-    scale = max(2, tile_scale(columns))
-    tile = 28 * scale
+    scale = max(2, tile_scale(columns, side=max(images.shape[-2:])))
+    tile = _tile(images, scale)[0]
     fig, ax = digit_figure(grid(images, ncol=columns, padding=0), scale, title, LEFT["strip"])
     ax.set_xticks([tile / 2, (columns - 0.5) * tile], [first, last])
     ax.set_yticks([])
-    return save(fig, path, gray=True)
+    return save(fig, path, mode=_mode(images))
 
 
 def latent_scatter(points: np.ndarray, labels: np.ndarray, classes: Sequence[str],
                    path: str | Path, title: str, axis_names: tuple[str, str],
                    class_rows: bool = False) -> Path:
     """(N, 2) points coloured by class, with a legend naming the classes. `class_rows`
-    labels the vertical axis with the class names (for 1-D latents drawn one row a class)."""
+    labels the vertical axis with the class names (for 1-D latents drawn one row a class).
+    Unlabelled images (no classes) are drawn in one colour, without a legend."""
+    groups = [(labels == k, name) for k, name in enumerate(classes)] or [
+        (np.ones(len(points), dtype=bool), None)]
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(9.5, 7.5), dpi=DPI, layout="constrained")
         cmap = plt.get_cmap("tab10")
-        for k, name in enumerate(classes):
-            chosen = labels == k
+        for k, (chosen, name) in enumerate(groups):
             ax.scatter(points[chosen, 0], points[chosen, 1], s=3, alpha=SCATTER_ALPHA,
                        color=cmap(k % 10), label=name, rasterized=True)
         ax.set_xlabel(axis_names[0])
@@ -212,8 +230,9 @@ def latent_scatter(points: np.ndarray, labels: np.ndarray, classes: Sequence[str
         if class_rows:
             ax.set_yticks(range(len(classes)), classes)
         ax.set_title(title)
-        ax.legend(title="class", markerscale=4, loc="center left", bbox_to_anchor=(1.01, 0.5),
-                  frameon=False)
+        if classes:
+            ax.legend(title="class", markerscale=4, loc="center left",
+                      bbox_to_anchor=(1.01, 0.5), frameon=False)
     return save(fig, path)
 
 

@@ -156,7 +156,7 @@ def write_report(run: Path, model: LatentVariableModel, cfg: Config, test: Split
         f'{", conditional on the class" if model.conditional else ""}, '
         f'latent {cfg.model.latent_dim}, '
         f"{html.escape(cfg.data.dataset)} ({html.escape(cfg.data.mode)}), "
-        f"{html.escape(cfg.model.likelihood)} likelihood; {len(records)} epochs; figures from "
+        f"{html.escape(cfg.model.likelihood_name)} likelihood; {len(records)} epochs; figures from "
         f"the {html.escape(checkpoint)} checkpoint. Losses are nats per image.</p>",
     ]
     for name, title in ((SUMMARY, "Summary"), ("eval.json", "Evaluation")):

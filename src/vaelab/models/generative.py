@@ -2,13 +2,15 @@
 
 - `encode(x, y)` -> posterior (mu, logvar) of the latent code, (N, latent_dim) each, in a
   space where the prior is N(0, I) for the standard-normal and hierarchical models;
-- `decode(z, y)` -> logits (Bernoulli) or means (Gaussian); `images(z, y)` -> [0, 1];
+- `image_shape`: (C, H, W) of the images it reads and makes, (1, 28, 28) for MNIST;
+- `decode(z, y)` -> the likelihood's parameters (N, P, H, W): logits (Bernoulli), means
+  (Gaussian), or a logistic mixture's; `images(z, y)` -> (N, C, H, W) in [0, 1];
 - `sample(n, label=...)`, `reconstruct(x, y)`;
 - for the objectives: `infer(x, y)` -> a list of per-image tensors (computed once per
   image), and `generate(features, noise, y)` -> {"out", "kl_units" (B, U), "log_ratio" (B,)},
   where log_ratio = log p(z) - log q(z | x) at the sampled z.
 
-Conditional models take class labels `y`: (N,) integers, or (N, C) rows of class weights
+Conditional models take class labels `y`: (N,) integers, or (N, Y) rows of class weights
 (one-hot, or a blend of two classes when interpolating between them).
 """
 
@@ -20,7 +22,7 @@ from torch import nn
 
 
 def one_hot(y: torch.Tensor | None, num_classes: int, dtype: torch.dtype) -> torch.Tensor:
-    """Integer labels (N,) -> one-hot rows (N, C); rows given already (N, C) pass through."""
+    """Integer labels (N,) -> one-hot rows (N, Y); rows given already (N, Y) pass through."""
     if y is None:
         raise ValueError("this model is conditional: pass the class labels y")
     return F.one_hot(y, num_classes).to(dtype) if y.dim() == 1 else y.to(dtype)
@@ -32,6 +34,7 @@ class LatentVariableModel(nn.Module):
 
     latent_dim: int
     num_classes: int  # 0 for an unconditional model
+    image_shape: tuple[int, int, int]  # (C, H, W)
     default_sampler = "prior"  # what `sample` draws codes with; a run's loader sets "gmm"
     code_samplers: dict = {}  # name -> (n, temperature, generator, y) -> codes; set by loaders
 
@@ -54,7 +57,7 @@ class LatentVariableModel(nn.Module):
         return self.generate(features, noise, y, detach_posterior)
 
     def images(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Codes (N, D) -> mean images (N, 1, 28, 28) in [0, 1]."""
+        """Codes (N, D) -> mean images (N, C, H, W) in [0, 1]."""
         return self.likelihood.mean(self.decode(z, y))
 
     def prior_codes(self, n: int, temperature: float = 1.0,
@@ -71,7 +74,7 @@ class LatentVariableModel(nn.Module):
                generator: torch.Generator | None = None,
                label: int | torch.Tensor | None = None, sampler: str | None = None
                ) -> torch.Tensor:
-        """Decoded mean images (n, 1, 28, 28). A conditional model needs `label`: one class
+        """Decoded mean images (n, C, H, W). A conditional model needs `label`: one class
         for all n, or (n,) labels. `sampler` draws the codes: "prior", "gmm" (a mixture fitted
         to training codes; models loaded from a run have it), or None for the model's default
         (`gmm` for a model loaded from a run, else the prior). `temperature` scales the
@@ -94,7 +97,7 @@ class LatentVariableModel(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Decode the posterior mean of each image: (N, 1, 28, 28) -> (N, 1, 28, 28) in [0, 1]."""
+        """Decode the posterior mean of each image: (N, C, H, W) -> (N, C, H, W) in [0, 1]."""
         mu, _ = self.encode(x, y)
         return self.images(mu, y)
 

@@ -3,11 +3,14 @@
 IAF-VAE (Kingma et al. 2016).
 
     bottom-up (deterministic):  x -> h_1 -> h_2 -> ... -> h_L          (residual cells)
-    top-down (shared by p, q):  s_L -> z_L -> s_{L-1} -> z_{L-1} -> ... -> z_1 -> logits
+    top-down (shared by p, q):  s_L -> z_L -> s_{L-1} -> z_{L-1} -> ... -> z_1 -> output
 
 At layer l the top-down state s gives the prior p(z_l | z_>l); the state together with
 the bottom-up feature h_l gives the posterior q(z_l | z_>l, x). Both are diagonal
 Gaussians, so each layer's KL is analytic given the sampled layers above it.
+
+Images of any shape (C, H, W) are read as vectors of C*H*W pixels; the output layer gives
+the likelihood's parameters, out_channels(C) per pixel, reshaped to (P, H, W).
 
 Latent codes are *whitened*: the code of layer l is eps_l with z_l = mu_p + sigma_p eps_l,
 so the prior over the concatenated code (N, layers * latent_dim) is exactly N(0, I). That is
@@ -91,28 +94,30 @@ class HierarchicalVAE(LatentVariableModel):
     """`layers` stochastic layers of `latent_dim` units each, a residual width `width`,
     `blocks` residual cells per layer on each path. Optionally conditioned on a class."""
 
-    def __init__(self, pixels: int, likelihood: nn.Module, layers: int, latent_dim: int,
-                 width: int, blocks: int, num_classes: int = 0):
+    def __init__(self, image_shape: tuple[int, int, int], likelihood: nn.Module, layers: int,
+                 latent_dim: int, width: int, blocks: int, num_classes: int = 0):
         super().__init__()
         depth = 2 * layers * (blocks + 1)
         self.layer_dim = latent_dim
         self.latent_dim = layers * latent_dim  # the whitened code of all layers together
         self.num_classes = num_classes
-        self.pixels = pixels
+        self.image_shape = tuple(image_shape)
         self.likelihood = likelihood
-        self.stem = nn.Linear(pixels + num_classes, width)
+        c, h, w = image_shape
+        self.out_shape = (likelihood.out_channels(c), h, w)  # (P, H, W) of the output layer
+        self.stem = nn.Linear(c * h * w + num_classes, width)
         self.up = nn.ModuleList(nn.Sequential(*[ResidualCell(width, depth)
                                                 for _ in range(blocks)]) for _ in range(layers))
         self.top = nn.Parameter(torch.zeros(width))  # the top-down path's starting state
         self.label = nn.Linear(num_classes, width, bias=False) if num_classes else None
         self.down = nn.ModuleList(TopDownLayer(width, latent_dim, blocks, depth)
                                   for _ in range(layers))  # top layer first
-        self.head = nn.Sequential(nn.GELU(), nn.Linear(width, pixels))
+        self.head = nn.Sequential(nn.GELU(), nn.Linear(width, math.prod(self.out_shape)))
 
     # --- the two paths --------------------------------------------------------------
 
     def infer(self, x: torch.Tensor, y: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """Bottom-up features of (B, 1, 28, 28) images, top layer first: L tensors (B, W)."""
+        """Bottom-up features of (B, C, H, W) images, top layer first: L tensors (B, W)."""
         h = self.stem(self._with_label(x.flatten(1), y))
         features = []
         for cells in self.up:
@@ -145,7 +150,7 @@ class HierarchicalVAE(LatentVariableModel):
             log_q = -0.5 * (LOG_2PI + q_logvar + eps.square()).sum(-1)  # exact for z above
             log_ratio = log_ratio + log_normal(z, p_mu, p_logvar) - log_q
             s = layer.advance(s, z)
-        return {"out": self._logits(s), "kl_units": torch.cat(kls, dim=1),
+        return {"out": self._output(s), "kl_units": torch.cat(kls, dim=1),
                 "log_ratio": log_ratio}
 
     # --- whitened codes: what encode / decode / sample speak ----------------------------
@@ -166,18 +171,18 @@ class HierarchicalVAE(LatentVariableModel):
         return torch.cat(mus, dim=1), torch.cat(logvars, dim=1)
 
     def decode(self, code: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Whitened codes (B, D) -> logits (B, 1, 28, 28): ancestral sampling with given noise."""
+        """Whitened codes (B, D) -> the likelihood's parameters (B, P, H, W): ancestral
+        sampling with the given noise."""
         s = self._start(len(code), y, self.top)
         for layer, eps in zip(self.down, code.split(self.layer_dim, dim=1)):
             p_mu, p_logvar, s = layer.prior_of(s)
             s = layer.advance(s, p_mu + torch.exp(0.5 * p_logvar) * eps)
-        return self._logits(s)
+        return self._output(s)
 
     # --- helpers ------------------------------------------------------------------------
 
-    def _logits(self, s: torch.Tensor) -> torch.Tensor:
-        side = math.isqrt(self.pixels)
-        return self.head(s).reshape(len(s), 1, side, side)
+    def _output(self, s: torch.Tensor) -> torch.Tensor:
+        return self.head(s).reshape(len(s), *self.out_shape)
 
     def _with_label(self, flat: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         if not self.num_classes:

@@ -21,7 +21,7 @@ NOT_CONDITIONAL = "this run is not conditional; train with --model cvae or --con
 
 def labels_if_conditional(model: LatentVariableModel,
                           labels: torch.Tensor) -> torch.Tensor | None:
-    """`labels` (N,) or (N, C) on the model's device for a conditional model; None for an
+    """`labels` (N,) or (N, Y) on the model's device for a conditional model; None for an
     unconditional one, which takes no labels. Every figure passes its labels through this."""
     if not model.conditional:
         return None

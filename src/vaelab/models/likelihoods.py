@@ -1,4 +1,10 @@
-"""Observation models log p(x|z) and the KL term of the ELBO. Every value is in nats."""
+"""Observation models log p(x|z) and the KL term of the ELBO. Every value is in nats.
+
+A likelihood tells the decoder how many output channels it needs for an image of C channels
+(`out_channels`), scores images against the decoder's output (`log_prob`: (B,) float32
+nats, summed over pixels and channels), and turns that output into an image in [0, 1]
+(`mean`) or a draw from it (`sample`). The discretized logistic mixture lives in logistic.py.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +15,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
+from .logistic import LogisticMixture
 
 LOG_2PI = math.log(2 * math.pi)
 MIN_LOG_STD = math.log(1e-3)  # keeps a learned Gaussian std from collapsing to zero
 
 
 class Bernoulli(nn.Module):
-    """p(x|z) = prod Bernoulli(x; sigmoid(logits)). The decoder returns logits."""
+    """p(x|z) = prod Bernoulli(x; sigmoid(logits)). The decoder returns logits, one per
+    pixel and channel."""
+
+    def out_channels(self, image_channels: int) -> int:
+        return image_channels
 
     def log_prob(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        """(B, 1, H, W) targets and logits -> (B,) log-likelihood in nats.
+        """(B, C, H, W) targets and logits -> (B,) log-likelihood in nats.
 
         x log sigmoid(l) + (1 - x) log(1 - sigmoid(l)) = x l - softplus(l): the same value
         as -binary_cross_entropy_with_logits, as stable (softplus never overflows), and
@@ -29,6 +40,11 @@ class Bernoulli(nn.Module):
 
     def mean(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(logits)
+
+    def sample(self, logits: torch.Tensor,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Binary images, each pixel a Bernoulli draw."""
+        return torch.bernoulli(torch.sigmoid(logits.float()), generator=generator)
 
 
 class Gaussian(nn.Module):
@@ -47,24 +63,36 @@ class Gaussian(nn.Module):
         else:
             self.register_buffer("log_std", log_std, persistent=False)
 
+    def out_channels(self, image_channels: int) -> int:
+        return image_channels
+
     def log_prob(self, x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) targets and means -> (B,) log-density in nats."""
         log_std = self.log_std.clamp(min=MIN_LOG_STD)
-        z = (x - mean) * torch.exp(-log_std)
+        z = (x - mean.float()) * torch.exp(-log_std)
         return -(0.5 * z.square() + log_std + 0.5 * LOG_2PI).flatten(1).sum(1)
 
     def mean(self, mean: torch.Tensor) -> torch.Tensor:
         return mean.clamp(0, 1)
+
+    def sample(self, mean: torch.Tensor,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """mean + std * noise, clamped to [0, 1], the range of images."""
+        std = self.log_std.clamp(min=MIN_LOG_STD).exp()
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device)
+        return (mean.float() + std * noise).clamp(0, 1)
 
 
 LIKELIHOODS = {
     "bernoulli": lambda cfg: Bernoulli(),
     "gaussian": lambda cfg: Gaussian(cfg.gaussian_std, learned=False),
     "gaussian-learned": lambda cfg: Gaussian(cfg.gaussian_std, learned=True),
+    "logistic-mixture": lambda cfg: LogisticMixture(cfg.logistic_components),
 }
 
 
 def build_likelihood(cfg: ModelConfig) -> nn.Module:
-    return LIKELIHOODS[cfg.likelihood](cfg)
+    return LIKELIHOODS[cfg.likelihood_name](cfg)
 
 
 def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

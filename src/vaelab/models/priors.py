@@ -95,15 +95,16 @@ class MixturePrior(nn.Module):
 
 class VampPrior(nn.Module):
     """p(z) = 1/K sum_k q(z | u_k): the encoder's posteriors at K learned pseudo-inputs u_k,
-    images in [0, 1] kept there by a sigmoid (Tomczak & Welling 2018, eq. 9)."""
+    images of the data's shape (C, H, W) in [0, 1], kept there by a sigmoid (Tomczak &
+    Welling 2018, eq. 9)."""
 
     analytic_kl = False
 
-    def __init__(self, latent_dim: int, components: int, side: int):
+    def __init__(self, latent_dim: int, components: int, image_shape: tuple[int, int, int]):
         super().__init__()
         self.latent_dim = latent_dim
         mean, std = PSEUDO_INPUT_INIT
-        self.pseudo_logits = nn.Parameter(mean + std * torch.randn(components, 1, side, side))
+        self.pseudo_logits = nn.Parameter(mean + std * torch.randn(components, *image_shape))
 
     def components(self, encoder: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
         """The K posterior Gaussians at the pseudo-inputs: (K, D) means and log-variances."""
@@ -139,7 +140,7 @@ class ClassPrior(nn.Module):
 
     def _gaussian(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The Gaussian of each row's class (blended for blended label rows): (B, D) each."""
-        weights = one_hot(y, len(self.mu), torch.float32)  # (B, C)
+        weights = one_hot(y, len(self.mu), torch.float32)  # (B, Y)
         return weights @ self.mu.float(), weights @ self.logvar.float()
 
     def log_prob(self, z: torch.Tensor, encoder: nn.Module | None = None,

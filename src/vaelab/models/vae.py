@@ -1,9 +1,10 @@
 """The models, composed from parts: encoder network, decoder network, likelihood and prior.
 
 `MODELS` maps an architecture name to a builder; `build_model` turns a `ModelConfig` into a
-model. All user-facing images are (N, 1, 28, 28) in [0, 1]; a model that works at 32x32
-pads its inputs and crops its outputs itself. Conditional models take class labels `y`,
-(N,) integers (or (N, C) soft one-hot rows) wherever they take images or codes.
+model. User-facing images are (N, C, H, W) in [0, 1], `model.image_shape` = (C, H, W); a
+model whose networks need other sides pads its inputs and crops its outputs itself.
+Conditional models take class labels `y`, (N,) integers (or (N, Y) soft one-hot rows)
+wherever they take images or codes.
 
 See `generative.py` for the interface every model speaks.
 """
@@ -11,39 +12,46 @@ See `generative.py` for the interface every model speaks.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig
-from ..data.datasets import IMAGE_SIZE, PIXELS
+from ..config import MNIST_SHAPE, ModelConfig
 from .generative import LatentVariableModel, one_hot
 from .hvae import HierarchicalVAE
 from .likelihoods import LOG_2PI, build_likelihood
-from .nn import conv_decoder, conv_encoder, mlp_decoder, mlp_encoder
+from .nn import Shape, conv_decoder, conv_encoder, mlp_decoder, mlp_encoder, padded_shape, padding
 from .priors import ClassPrior, MixturePrior, StandardNormal, VampPrior, log_normal
 
-PADDED_SIZE = 32
-NUM_CLASSES = 10  # every supported dataset has ten classes
+PAD32_MULTIPLE = 32  # model.pad32: sides padded to a multiple of 32 (28 -> 32)
+Padding = tuple[int, int, int, int]  # (left, right, top, bottom), as F.pad takes it
+
+
+def _as_padding(pad: int | Padding) -> Padding:
+    return (pad,) * 4 if isinstance(pad, int) else tuple(pad)
 
 
 class GaussianEncoder(nn.Module):
-    """q(z|x) = N(mu, diag(exp(logvar))). Pads 28x28 inputs to the network's size; a
-    conditional encoder appends the one-hot label to the body's features."""
+    """q(z|x) = N(mu, diag(exp(logvar))). Pads images to the network's size; a conditional
+    encoder appends the one-hot label to the body's features. `pad`: one width for every
+    side, or (left, right, top, bottom)."""
 
-    def __init__(self, body: nn.Module, head: nn.Module, pad: int, num_classes: int = 0):
+    def __init__(self, body: nn.Module, head: nn.Module, pad: int | Padding = 0,
+                 num_classes: int = 0, image_shape: Shape = MNIST_SHAPE):
         super().__init__()
         self.body = body
         self.head = head
-        self.pad = pad
+        self.padding = _as_padding(pad)
         self.num_classes = num_classes
+        self.image_shape = tuple(image_shape)
 
     def forward(self, x: torch.Tensor,
                 y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 1, 28, 28) in [0, 1] -> mu, logvar, each (B, D)."""
-        if self.pad:
-            x = F.pad(x, (self.pad,) * 4)
+        """(B, C, H, W) in [0, 1] -> mu, logvar, each (B, D)."""
+        if any(self.padding):
+            x = F.pad(x, self.padding)
         h = self.body(x)
         if self.num_classes:
             h = torch.cat([h, one_hot(y, self.num_classes, h.dtype)], dim=1)
@@ -54,35 +62,39 @@ class GaussianEncoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """p(x|z): the decoder network plus its likelihood. Crops padded outputs to 28x28; a
-    conditional decoder reads the one-hot label beside the code."""
+    """p(x|z): the decoder network plus its likelihood. Crops padded outputs back to the
+    image; a conditional decoder reads the one-hot label beside the code."""
 
-    def __init__(self, net: nn.Module, likelihood: nn.Module, pad: int, num_classes: int = 0):
+    def __init__(self, net: nn.Module, likelihood: nn.Module, pad: int | Padding = 0,
+                 num_classes: int = 0, image_shape: Shape = MNIST_SHAPE):
         super().__init__()
         self.net = net
         self.likelihood = likelihood
-        self.pad = pad
+        self.padding = _as_padding(pad)
         self.num_classes = num_classes
+        self.image_shape = tuple(image_shape)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, D) -> (B, 1, 28, 28) logits (Bernoulli) or means (Gaussian)."""
+        """(B, D) -> (B, P, H, W) likelihood parameters: logits (Bernoulli), means
+        (Gaussian), or the logistic mixture's P = out_channels(C) channels."""
         if self.num_classes:
             z = torch.cat([z, one_hot(y, self.num_classes, z.dtype)], dim=1)
         out = self.net(z)
-        if self.pad:
-            out = out[..., self.pad:-self.pad, self.pad:-self.pad]
+        if any(self.padding):
+            left, right, top, bottom = self.padding
+            out = out[..., top:out.shape[-2] - bottom, left:out.shape[-1] - right]
         return out
 
     decode = forward
 
     def images(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, D) -> (B, 1, 28, 28) mean images in [0, 1]."""
+        """(B, D) -> (B, C, H, W) mean images in [0, 1]."""
         return self.likelihood.mean(self(z, y))
 
 
 class VAE(LatentVariableModel):
     """A variational autoencoder with one stochastic layer: a Gaussian encoder, a decoder,
-    and a prior (standard normal unless given)."""
+    and a prior (standard normal unless given). Its images have the decoder's shape."""
 
     def __init__(self, encoder: GaussianEncoder, decoder: Decoder, latent_dim: int,
                  prior: nn.Module | None = None):
@@ -91,6 +103,7 @@ class VAE(LatentVariableModel):
         self.decoder = decoder
         self.latent_dim = latent_dim
         self.num_classes = encoder.num_classes
+        self.image_shape = decoder.image_shape
         self.prior = prior if prior is not None else StandardNormal(latent_dim)
 
     @property
@@ -99,11 +112,12 @@ class VAE(LatentVariableModel):
 
     def encode(self, x: torch.Tensor,
                y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images (N, 1, 28, 28) in [0, 1] -> (mu, logvar), each (N, latent_dim)."""
+        """Images (N, C, H, W) in [0, 1] -> (mu, logvar), each (N, latent_dim)."""
         return self.encoder(x, y)
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Latents (N, latent_dim) -> logits (Bernoulli) or means (Gaussian), (N, 1, 28, 28)."""
+        """Latents (N, latent_dim) -> the likelihood's parameters (N, P, H, W): logits
+        (Bernoulli) or means (Gaussian), P = C; see logistic.py for the mixture's."""
         return self.decoder(z, y)
 
     def infer(self, x: torch.Tensor, y: torch.Tensor | None = None) -> list[torch.Tensor]:
@@ -138,43 +152,66 @@ class VAE(LatentVariableModel):
         return self.prior.sample(n, self.encoder, temperature, generator, device, y)
 
 
-def _build_mlp(cfg: ModelConfig, size: int, classes: int) -> tuple[nn.Module, ...]:
-    return (*mlp_encoder(size, cfg.hidden, cfg.latent_dim, classes),
-            mlp_decoder(size, cfg.hidden, cfg.latent_dim + classes))
+# --- builders ---------------------------------------------------------------------------
+
+Networks = Callable[[ModelConfig, Shape, int, int], tuple[nn.Module, ...]]
 
 
-def _build_conv(cfg: ModelConfig, size: int, classes: int) -> tuple[nn.Module, ...]:
-    return (*conv_encoder(size, cfg.channels, cfg.dense, cfg.latent_dim, classes),
-            conv_decoder(size, cfg.channels, cfg.latent_dim + classes))
+def _build_mlp(cfg: ModelConfig, shape: Shape, classes: int,
+               out_channels: int) -> tuple[nn.Module, ...]:
+    return (*mlp_encoder(shape, cfg.hidden, cfg.latent_dim, classes),
+            mlp_decoder(shape, cfg.hidden, cfg.latent_dim + classes, out_channels))
 
 
-ONE_LAYER: dict[str, Callable[[ModelConfig, int, int], tuple[nn.Module, ...]]] = {
-    "mlp": _build_mlp,
-    "conv": _build_conv,
-    "cvae": _build_conv,  # the conv family, always conditional
+def _build_conv(cfg: ModelConfig, shape: Shape, classes: int,
+                out_channels: int) -> tuple[nn.Module, ...]:
+    return (*conv_encoder(shape, cfg.channels, cfg.dense, cfg.latent_dim, classes),
+            conv_decoder(shape, cfg.channels, cfg.latent_dim + classes, out_channels))
+
+
+@dataclass(frozen=True)
+class OneLayerFamily:
+    """How to build a one-layer family: its networks, for a working shape (C, H, W), the
+    classes a conditional model appends and the decoder's output channels; and the number
+    its networks need the image sides to be multiples of (they are padded up to it)."""
+
+    networks: Networks
+    side_multiple: Callable[[ModelConfig], int]
+
+
+ONE_LAYER: dict[str, OneLayerFamily] = {
+    "mlp": OneLayerFamily(_build_mlp, lambda cfg: 1),
+    "conv": OneLayerFamily(_build_conv, lambda cfg: 2 ** len(cfg.channels)),  # stride 2 each
+    "cvae": OneLayerFamily(_build_conv, lambda cfg: 2 ** len(cfg.channels)),  # always conditional
 }
 
 PRIORS: dict[str, Callable[[ModelConfig], nn.Module]] = {
     "normal": lambda cfg: StandardNormal(cfg.latent_dim),
     "mog": lambda cfg: MixturePrior(cfg.latent_dim, cfg.prior_components),
-    "vamp": lambda cfg: VampPrior(cfg.latent_dim, cfg.prior_components, IMAGE_SIZE),
-    "class": lambda cfg: ClassPrior(cfg.latent_dim, NUM_CLASSES),
+    "vamp": lambda cfg: VampPrior(cfg.latent_dim, cfg.prior_components, cfg.image_shape),
+    "class": lambda cfg: ClassPrior(cfg.latent_dim, cfg.num_classes),
 }
 
 
 def _build_one_layer(cfg: ModelConfig) -> VAE:
-    size = PADDED_SIZE if cfg.pad32 else IMAGE_SIZE
-    pad = (size - IMAGE_SIZE) // 2
-    classes = NUM_CLASSES if cfg.is_conditional else 0
-    body, head, decoder_net = ONE_LAYER[cfg.arch](cfg, size, classes)
-    return VAE(GaussianEncoder(body, head, pad, classes),
-               Decoder(decoder_net, build_likelihood(cfg), pad, classes), cfg.latent_dim,
-               PRIORS[cfg.prior_name](cfg))
+    family = ONE_LAYER[cfg.arch]
+    multiple = family.side_multiple(cfg)
+    if cfg.pad32:
+        multiple = max(multiple, PAD32_MULTIPLE)  # both powers of two: the larger is the lcm
+    pad = padding(cfg.image_shape, multiple)
+    classes = cfg.num_classes if cfg.is_conditional else 0
+    likelihood = build_likelihood(cfg)
+    out_channels = likelihood.out_channels(cfg.image_shape[0])
+    body, head, decoder_net = family.networks(cfg, padded_shape(cfg.image_shape, pad),
+                                              classes, out_channels)
+    return VAE(GaussianEncoder(body, head, pad, classes, cfg.image_shape),
+               Decoder(decoder_net, likelihood, pad, classes, cfg.image_shape),
+               cfg.latent_dim, PRIORS[cfg.prior_name](cfg))
 
 
 def _build_hierarchical(cfg: ModelConfig) -> HierarchicalVAE:
-    return HierarchicalVAE(PIXELS, build_likelihood(cfg), cfg.layers, cfg.latent_dim,
-                           cfg.width, cfg.blocks, NUM_CLASSES if cfg.is_conditional else 0)
+    return HierarchicalVAE(cfg.image_shape, build_likelihood(cfg), cfg.layers, cfg.latent_dim,
+                           cfg.width, cfg.blocks, cfg.num_classes if cfg.is_conditional else 0)
 
 
 MODELS: dict[str, Callable[[ModelConfig], LatentVariableModel]] = {

@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from ..config import Config, TrainConfig
-from ..data.datasets import Datasets, load_dataset
+from ..data.datasets import RECORDED, Datasets, described_by, load_dataset
 from ..device import pick_device
 from ..errors import ConfigError, Interrupted, RunError, TrainingDiverged
 from ..models.generative import LatentVariableModel
@@ -64,9 +64,16 @@ from .steps import (
 LOG_EVERY = 25  # steps between progress-bar updates (each one is a host sync)
 
 
+def recorded(cfg: Config) -> dict[str, object]:
+    """The values a run recorded from its data (see `described_by`), as overrides."""
+    values = cfg.to_dict()
+    return {key: values[key.split(".")[0]][key.split(".")[1]] for key in RECORDED}
+
+
 def default_run_name(cfg: Config) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{cfg.data.dataset}-{cfg.model.arch}-{stamp}"
+    name = cfg.data.dataset if cfg.data.builtin else Path(cfg.data.dataset).stem  # a path
+    return Path("runs") / f"{name}-{cfg.model.arch}-{stamp}"
 
 
 def train(cfg: Config | None = None, out: str | Path | None = None,
@@ -89,7 +96,8 @@ def train(cfg: Config | None = None, out: str | Path | None = None,
     if resume is not None:
         run = rundir.require_run(resume)
         saved = read_config(run)
-        if cfg is not None and cfg.replace({"train.epochs": saved.train.epochs}) != saved:
+        if cfg is not None and cfg.replace({"train.epochs": saved.train.epochs,
+                                            **recorded(saved)}) != saved:
             raise ConfigError("only train.epochs may change when resuming a run")
         cfg = cfg or saved
         resuming = has_checkpoint_to_resume(run, cfg, log)
@@ -237,8 +245,9 @@ def _start(cfg: Config, run: Path, device: torch.device, world: World, resuming:
     tc = cfg.train
     if tc.threads:
         torch.set_num_threads(tc.threads)
-    data: Datasets = load_dataset(cfg.data, data_dir, "cpu")  # training images stay on the host
-    data = replace(data, val=data.val.to(device))
+    data: Datasets = load_dataset(cfg.data, data_dir, "cpu", log=log)  # training images
+    data = replace(data, val=data.val.to(device))  # stay on the host
+    cfg = cfg.replace(described_by(cfg, data))  # the run records what the data is
     precision = resolve_precision(tc.precision, device)
     torch.manual_seed(tc.seed)
     # NHWC runs the conv layers faster (oneDNN on CPU, cuDNN on GPU); the MLP is unaffected.
@@ -266,7 +275,8 @@ def _start(cfg: Config, run: Path, device: torch.device, world: World, resuming:
         writer = SummaryWriter(run / rundir.TENSORBOARD, purge_step=purge_step)
     log(f"vaelab: training {cfg.model.arch} VAE (latent {model.latent_dim}, "
         f"{sum(p.numel() for p in model.parameters()):,} parameters) on {cfg.data.dataset} "
-        f"({cfg.data.mode}, {len(data.train):,} train / {len(data.val):,} val images) on "
+        f"({cfg.data.mode} {'x'.join(map(str, data.shape))}, {cfg.model.likelihood} "
+        f"likelihood, {len(data.train):,} train / {len(data.val):,} val images) on "
         f"{device}" + (f" x {world.size} processes" if world.distributed else "")
         + f", {precision}{', compiled' if tc.compile else ''}; run directory {run}")
     if resuming:

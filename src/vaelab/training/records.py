@@ -117,7 +117,7 @@ def _write_epoch_files(run: Path, model: LatentVariableModel, sample_z: torch.Te
     with torch.no_grad():
         pixels = grid(model.images(sample_z, sample_y), ncol=side)
     model.train()
-    writer.add_image("samples", pixels, epoch, dataformats="HW")
+    writer.add_image("samples", pixels, epoch, dataformats="HW" if pixels.ndim == 2 else "HWC")
     writer.flush()
     samples = save_png(pixels, run / rundir.SAMPLES / f"epoch_{epoch:03d}.png", scale=2)
     append_metrics(run / rundir.METRICS, record)
@@ -168,7 +168,7 @@ def summarize(run: Path, cfg: Config, model: LatentVariableModel, data: Datasets
     summary = {"epochs": progress.epoch, "best_epoch": progress.best_epoch,
                f"best_{selected_by}": progress.best_val,
                **{f"test_{k}": v for k, v in test.items()},
-               "protocol": f"{cfg.data.dataset} {cfg.data.mode}, {cfg.model.likelihood} "
+               "protocol": f"{cfg.data.dataset} {cfg.data.mode}, {cfg.model.likelihood_name} "
                            f"likelihood, 1-sample negative ELBO in nats per image",
                "train_seconds_this_session": round(seconds, 1),
                **({"time_budget_seconds": cfg.train.time_budget}
