@@ -103,6 +103,26 @@ def test_evaluate_reports_bits_per_dimension(colour_run, tmp_path):
     assert results["nll_bits_per_dim"] < 8  # better than a uniform guess over 256 values
 
 
+def test_fid_uses_a_classifier_of_the_run_s_own_classes(colour_run):
+    _, run = colour_run
+    assert main(["evaluate", str(run), "--k", "2", "--images", "8"]) == 0
+    results = json.loads((run / "eval.json").read_text())
+    assert len(results["sample_class_histogram"]) == 2  # circles and squares
+    assert sum(results["sample_class_histogram"]) == results["fid_samples"]
+    assert results["fid"] >= 0 and 0 <= results["classifier_test_accuracy"] <= 1
+
+
+def test_conditional_runs_draw_and_restyle_by_class_name(tmp_path, capsys):
+    folder = shapes_folder(tmp_path / "shapes", per_class=25)
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", str(folder), "--conditional", "--out", str(run),
+                 *QUICK]) == 0
+    assert main(["sample", str(run), "--digit", "squares", "--grid", "2"]) == 0
+    assert "of class squares" in capsys.readouterr().out
+    assert main(["style", str(run), "--count", "2"]) == 0
+    assert main(["sample", str(run), "--grid-by-class", "--grid", "2"]) == 0
+
+
 def test_an_unlabelled_folder_skips_fid_and_refuses_conditional(tmp_path, capsys):
     flat = tmp_path / "flat"
     for i in range(40):
