@@ -43,8 +43,9 @@ def register(sub) -> None:
                  "importance samples with --k) (default: 0)")
     p.add_argument("images", metavar="IMAGE", type=Path, nargs="+",
                    help="image files (PNG, JPEG, anything Pillow reads) or folders of them; "
-                   "28x28 grayscale, white digits on black as in MNIST (other sizes are "
-                   "resized; nothing is inverted)")
+                   "read at the run's image size and channels (for MNIST runs 28x28 "
+                   "grayscale, white digits on black; other sizes are resized; nothing is "
+                   "inverted)")
     p.add_argument("--k", type=int, default=1,
                    help="1: score by the negative ELBO; K > 1: by the importance-sampled "
                    "NLL -L_K (default: 1)")

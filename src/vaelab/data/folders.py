@@ -99,26 +99,33 @@ def decode(files: list[Path], image_size: int) -> list[tuple[Path, np.ndarray]]:
         return list(zip(files, pool.map(lambda f: read_pixels(f, image_size), files)))
 
 
-def read_pixels(path: Path, image_size: int = 0) -> np.ndarray:
-    """One image file -> (H, W) uint8 if it is grayscale, else (H, W, 3). Transparent pixels
-    count as black."""
-    from PIL import Image, ImageOps
+def open_image(path: Path, channels: int = 0):
+    """One image file as a Pillow image in mode "L" (channels 1) or "RGB" (3), or as it is
+    stored (0: "L" for grayscale files, else "RGB"). Transparent pixels count as black.
+    An unreadable file is a DataError naming it."""
+    from PIL import Image
 
     try:
         with Image.open(path) as image:
             image.load()
+            mode = {1: "L", 3: "RGB"}.get(channels) or (
+                "L" if image.mode in GRAY_MODES else "RGB")
             if image.mode in ("RGBA", "LA", "PA", "P") or "transparency" in image.info:
-                gray = image.mode in GRAY_MODES
                 background = Image.new("RGBA", image.size, (0, 0, 0, 255))
                 image = Image.alpha_composite(background, image.convert("RGBA"))
-                image = image.convert("L" if gray else "RGB")
-            else:
-                image = image.convert("L" if image.mode in GRAY_MODES else "RGB")
-            if image_size:
-                image = ImageOps.fit(image, (image_size, image_size),
-                                     Image.Resampling.LANCZOS)
+            return image.convert(mode)
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise DataError(f"{path}: not a readable image ({e})") from None
+
+
+def read_pixels(path: Path, image_size: int = 0) -> np.ndarray:
+    """One image file -> (H, W) uint8 if it is grayscale, else (H, W, 3), fitted to
+    `image_size` squared if given (see the module docstring)."""
+    from PIL import Image, ImageOps
+
+    image = open_image(path)
+    if image_size:
+        image = ImageOps.fit(image, (image_size, image_size), Image.Resampling.LANCZOS)
     return np.asarray(image, dtype=np.uint8)
 
 

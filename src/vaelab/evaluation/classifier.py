@@ -89,10 +89,8 @@ def train_classifier(dataset: str | DataConfig = "mnist", data_dir=None, epochs:
     """Train on the training images as stored (Adam from 1e-3, x0.6 per epoch, batch 128);
     return the model and its test accuracy. `limit` uses the first N images only."""
     train, test, classes = labelled_splits(dataset, data_dir)
-    images, labels, test_images, test_labels = train.images, train.labels, test.images, \
-        test.labels
-    if limit:
-        images, labels = images[:limit], labels[:limit]
+    images, labels = (train.images[:limit], train.labels[:limit]) if limit else \
+        (train.images, train.labels)
     torch.manual_seed(seed)
     model = Classifier(tuple(images.shape[1:]), classes)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -107,7 +105,7 @@ def train_classifier(dataset: str | DataConfig = "mnist", data_dir=None, epochs:
             loss.backward()
             optimizer.step()
         schedule.step()
-        acc = accuracy(model, test_images, test_labels)
+        acc = accuracy(model, test.images, test.labels)
         log(f"classifier epoch {epoch + 1}/{epochs}: test accuracy {acc:.4f} "
             f"({time.perf_counter() - started:.1f}s)")
     return model.eval(), acc

@@ -11,9 +11,10 @@ An image is flagged when its score is above a threshold: the `quantile` (e.g. 0.
 scores of the run's validation images under the same score, so about 1 - quantile of images
 like the training data are flagged by chance.
 
-Images follow the MNIST convention: 28x28 grayscale, **white digits on a black
-background**, values in [0, 1]. Files of another size are resized (the aspect ratio is not
-kept, and digits are not re-centred the way MNIST's were); nothing is inverted, so a black
+Files are read at the run's image size and channels (`model.image_shape`); for MNIST runs
+that is the MNIST convention: 28x28 grayscale, **white digits on a black background**,
+values in [0, 1]. Files of another size are resized (the aspect ratio is not kept, and
+digits are not re-centred the way MNIST's were); nothing is inverted, so a black
 digit on white paper scores as an outlier, as it should for a model of MNIST. Binarized runs
 see their inputs binarized once with the fixed seed of the test set (`binarize_once`).
 
@@ -45,6 +46,7 @@ from ..data.datasets import (
     load_dataset,
     to_float,
 )
+from ..data.folders import open_image
 from ..errors import ConfigError, DataError
 from ..models.generative import LatentVariableModel
 from ..models.iwae import iwae_bound
@@ -104,15 +106,7 @@ def read_image(path: Path, shape: tuple[int, int, int] = MNIST_SHAPE
     from PIL import Image
 
     channels, height, width = shape
-    try:
-        with Image.open(path) as image:
-            image.load()
-            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-                background = Image.new("RGBA", image.size, (0, 0, 0, 255))
-                image = Image.alpha_composite(background, image.convert("RGBA"))
-            image = image.convert("L" if channels == 1 else "RGB")
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"{path}: not a readable image ({e})") from None
+    image = open_image(path, channels)
     resized = image.size != (width, height)
     if resized:
         image = image.resize((width, height), Image.Resampling.LANCZOS)
