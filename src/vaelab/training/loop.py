@@ -120,8 +120,12 @@ def train(cfg: Config | None = None, out: str | Path | None = None,
             except OSError as e:
                 raise RunError(f"cannot create run directory {run}: {e.strerror}") from None
         with rundir.RunLock(run) if world.main else contextlib.nullcontext():
-            return _train(cfg, run, device, world, resuming, data_dir,
-                          progress_bar and world.main, log)
+            _train(cfg, run, device, world, resuming, data_dir, progress_bar and world.main,
+                   log)
+        # Rank 0 summarises alone after the last epoch; the others wait, so that no process
+        # leaves the group (gloo aborts one that does while another still works) before it.
+        world.barrier()
+        return run
     except Exception:
         if world.main and made and not (run / rundir.CHECKPOINTS).exists():
             shutil.rmtree(run, ignore_errors=True)  # nothing of value: leave no half-made run
