@@ -34,9 +34,10 @@ from .fid import classifier_score, frechet_distance
 EVAL = "eval.json"
 FID_SAMPLES = 10_000
 BATCH = 1000
-FID_NOTE = ("FID and classifier score use vaelab's own MNIST-family classifier (128-D "
-            "features), between model mean images and grayscale test images: comparable "
-            "between vaelab runs, not with Inception-FID numbers from papers")
+FID_NOTE = ("FID and classifier score use vaelab's own classifier of this dataset (128-D "
+            "features), between model mean images and the test images as stored: "
+            "comparable between vaelab runs on one dataset, not with Inception-FID numbers "
+            "from papers")
 CONDITIONAL_PER_CLASS = 1000  # samples of each class for the conditional accuracy
 ACTIVE_THRESHOLD = 0.01  # Burda et al. (2016), sec. 5.2: Cov_x(E_q[u]) > 0.01
 LEGIBLE = 0.9  # classifier confidence above which a sample counts as legible
@@ -104,7 +105,7 @@ def latent_quality(model: LatentVariableModel, data: Datasets, seed: int) -> dic
 @torch.no_grad()
 def sample_quality(model: LatentVariableModel, cfg: Config, data_dir, seed: int,
                    n: int = FID_SAMPLES, log=print) -> dict[str, Any]:
-    """For each sampler the model has: FID of n samples against the grayscale test images,
+    """For each sampler the model has: FID of n samples against the test images as stored,
     the classifier score, the legible fraction (samples the classifier assigns to one class
     with probability above 0.9) and the class histogram, all with vaelab's classifier.
     Unsuffixed keys are the default sampler's; the others' keys end in _<sampler>. Beside
