@@ -130,13 +130,20 @@ def main(argv: list[str] | None = None) -> int:
          f"(whole evaluate {eval_seconds:.0f} s)", "<= 300 s",
          measured["nll_seconds"] <= TARGETS["nll_seconds"]),
     ]
-    print(f"\n| measure ({cpu}) | value | target | met |\n|---|---|---|---|")
-    for name, value, target, met in rows:
-        print(f"| {name} | {value} | {target} | {'yes' if met else 'no'} |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(measured, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    report([f"measure ({cpu})", "value", "target", "met"],
+           [(name, value, target, "yes" if met else "no") for name, value, target, met in rows],
+           measured, args.out)
     return 0
+
+
+def report(columns: list[str], rows: list[tuple], measured: dict, out: Path) -> None:
+    """Print the rows as a Markdown table, and write the measurements to `out` as JSON."""
+    print("\n| " + " | ".join(columns) + " |\n|" + "---|" * len(columns))
+    for row in rows:
+        print("| " + " | ".join(map(str, row)) + " |")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(measured, indent=2) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

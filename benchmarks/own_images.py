@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from default_run import AVX2_ENV, ROOT, cpu_kind
+from default_run import AVX2_ENV, ROOT, cpu_kind, report
 
 VAELAB = [sys.executable, "-m", "vaelab"]
 MODEL = ["--model", "conv", "--latent-dim", "64", "--logistic-components", "5"]
@@ -128,12 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         (f"test NLL, K={results['nll_k']}, first {results['nll_images']:,}",
          f"{results['nll_bits_per_dim']:.3f} bits/dim"),
     ]
-    print(f"\n| measure ({cpu}) | value |\n|---|---|")
-    for name, value in rows:
-        print(f"| {name} | {value} |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(measured, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    report([f"measure ({cpu})", "value"], rows, measured, args.out)
     return 0
 
 
