@@ -200,20 +200,22 @@ def resolve_mode(cfg: DataConfig, channels: int) -> str:
     return mode
 
 
-def stored_splits(cfg: DataConfig, data_dir=None, download: bool = True, log=None
-                  ) -> tuple[Split, Split, tuple[str, ...]]:
-    """(training split, test split, class names) of any source, as stored (uint8)."""
+def stored_splits(cfg: DataConfig, data_dir=None, download: bool = True, log=None,
+                  train: bool = True) -> tuple[Split | None, Split, tuple[str, ...]]:
+    """(training split, test split, class names) of any source, as stored (uint8); the
+    training split is None when `train` is False and it would cost a read of its own."""
     if cfg.dataset in DATASETS:
-        ensure_files(cfg.dataset, data_dir, download)  # one message naming every missing file
-        train, test = (Split(*load_split(cfg.dataset, split, data_dir, download))
-                       for split in ("train", "test"))
+        splits = ("train", "test") if train else ("test",)
+        ensure_files(cfg.dataset, data_dir, download, splits)  # one message, every file
+        read = {split: Split(*load_split(cfg.dataset, split, data_dir, download))
+                for split in splits}
         if cfg.image_size or cfg.channels:
             from .arrays import resize_and_convert
 
-            images = resize_and_convert({"train": train.images, "test": test.images},
+            images = resize_and_convert({k: v.images for k, v in read.items()},
                                         cfg.image_size, cfg.channels)
-            train, test = Split(images["train"], train.labels), Split(images["test"], test.labels)
-        return train, test, DATASETS[cfg.dataset].classes
+            read = {k: Split(images[k], v.labels) for k, v in read.items()}
+        return read.get("train"), read["test"], DATASETS[cfg.dataset].classes
     from .sources import check_unchanged, read_images
 
     check_unchanged(cfg)
@@ -225,7 +227,7 @@ def stored_splits(cfg: DataConfig, data_dir=None, download: bool = True, log=Non
 def load_test(cfg: DataConfig, data_dir: str | Path | None = None,
               device: torch.device | str = "cpu", download: bool = True) -> Split:
     """The test split as evaluation sees it (binarized once, with a fixed seed, if asked)."""
-    _, test, _ = stored_splits(cfg, data_dir, download)
+    _, test, _ = stored_splits(cfg, data_dir, download, train=False)
     if resolve_mode(cfg, test.images.shape[1]) == "binarized":
         test = Split(binarize_once(test.images, EVAL_BINARIZE_SEED), test.labels)
     return test.to(device)
