@@ -78,7 +78,7 @@ def resize_and_convert(images: dict[str, torch.Tensor], image_size: int, channel
                        ) -> dict[str, torch.Tensor]:
     """Resize (N, C, H, W) uint8 images to S x S as image folders are (shorter side, then
     the centre crop; Lanczos), and convert them to `channels` (0: keep)."""
-    from .folders import _channels
+    from .folders import to_channels
 
     if image_size:
         from PIL import Image, ImageOps
@@ -93,7 +93,7 @@ def resize_and_convert(images: dict[str, torch.Tensor], image_size: int, channel
                                                     .numpy()]).transpose(0, 3, 1, 2))
                   for split, x in images.items()}
     if channels:
-        images = {split: torch.from_numpy(np.stack([_channels(p, channels) for p in
+        images = {split: torch.from_numpy(np.stack([to_channels(p, channels) for p in
                                                     x.permute(0, 2, 3, 1).numpy()]))
                   for split, x in images.items()}
     return images

@@ -144,11 +144,11 @@ def stack_all(decoded: dict[str, list[tuple[Path, np.ndarray]]], image_size: int
     colour = any(p.ndim == 3 and not (np.array_equal(p[..., 0], p[..., 1]) and
                                       np.array_equal(p[..., 1], p[..., 2])) for _, p in every)
     channels = channels or (3 if colour else 1)
-    return {name: torch.from_numpy(np.stack([_channels(p, channels) for _, p in items]))
+    return {name: torch.from_numpy(np.stack([to_channels(p, channels) for _, p in items]))
             for name, items in decoded.items()}
 
 
-def _channels(pixels: np.ndarray, channels: int) -> np.ndarray:
+def to_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
     """(H, W) or (H, W, 3) -> (channels, H, W); colour to gray by ITU-R 601 luma, as Pillow."""
     if pixels.ndim == 2:
         pixels = pixels[..., None]
