@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..runs.export import FORMATS as EXPORT_FORMATS
 from ..runs.rundir import require_run
 from ..samplers import DEFAULT_SAMPLER, GMM_TEMPERATURE, SAMPLERS
 from .common import add_out_arg, add_run_args, check_positive, figure_path
@@ -63,10 +64,17 @@ def register(sub) -> None:
                 "not 0, _last with --checkpoint last")
     p.set_defaults(func=cmd_style)
 
-    p = sub.add_parser("export", help="write the encoder and decoder as standalone weights")
+    p = sub.add_parser("export", help="write the encoder and decoder as standalone weights "
+                       "(safetensors) or graphs (ONNX)")
     add_run_args(p, seed=False)
-    p.add_argument("out", metavar="OUT", help="folder for encoder/ and decoder/ (created "
-                   "if missing)")
+    p.add_argument("out", metavar="OUT", help="folder for encoder/ and decoder/, and with "
+                   "--format onnx encoder.onnx and decoder.onnx (created if missing)")
+    p.add_argument("--format", choices=EXPORT_FORMATS, default="safetensors",
+                   help="safetensors: encoder/ and decoder/ folders of weights that "
+                   "vaelab.load_encoder / load_decoder read (one-layer models: mlp, conv, "
+                   "cvae); onnx: also encoder.onnx and decoder.onnx, graphs that onnxruntime "
+                   "runs without vaelab, for every model, hvae too (needs pip install "
+                   '"vaelab[onnx]") (default: safetensors)')
     p.set_defaults(func=cmd_export)
 
 
@@ -172,6 +180,15 @@ def cmd_export(args: argparse.Namespace) -> None:
     from ..runs.export import export
 
     require_run(args.run)  # a missing run is the error to report first
-    out = export(args.run, output_folder(args.out, flag="OUT"), args.checkpoint)
-    print(f"wrote {out / 'encoder'} and {out / 'decoder'}; load them with "
-          f"vaelab.load_encoder / vaelab.load_decoder")
+    written = export(args.run, output_folder(args.out, flag="OUT"), args.checkpoint,
+                     args.format)
+    folders = [str(path) for path in written if path.suffix != ".onnx"]
+    graphs = [str(path) for path in written if path.suffix == ".onnx"]
+    if folders:
+        print(f"wrote {' and '.join(folders)} (safetensors); load them with "
+              f"vaelab.load_encoder / vaelab.load_decoder")
+    if graphs:
+        print(f"wrote {' and '.join(graphs)} (ONNX, for onnxruntime): x [, label] -> mu, "
+              f"logvar and z [, label] -> image in [0, 1], any batch size")
+    if graphs and not folders:
+        print("no safetensors parts: this model's encoder and decoder share its top-down path")
