@@ -6,9 +6,11 @@
     sevens = cvae.sample(16, label=7)            # a conditional run draws the asked class
 
 The package: data/ (images in), models/, training/, runs/ (run directories, checkpoints,
-export), evaluation/, figures/ and cli/, each depending only on those before it.
+export), evaluation/, figures/, app/ (the explorer of `vaelab.serve`) and cli/, each
+depending only on those before it.
 """
 
+from .app import serve
 from .config import Config, DataConfig, ModelConfig, ObjectiveConfig, TrainConfig
 from .data import DATASETS, load_dataset
 from .errors import VaelabError
@@ -22,5 +24,6 @@ datasets = DATASETS
 __all__ = [
     "Config", "DataConfig", "ModelConfig", "ObjectiveConfig", "TrainConfig", "DATASETS",
     "datasets", "load_dataset", "VaelabError", "export", "load_decoder", "load_encoder",
-    "VAE", "HierarchicalVAE", "LatentVariableModel", "build_model", "load", "train", "__version__",
+    "VAE", "HierarchicalVAE", "LatentVariableModel", "build_model", "load", "serve", "train",
+    "__version__",
 ]

@@ -11,7 +11,7 @@ import sys
 import warnings
 
 from ..errors import Interrupted, SlowPathWarning, VaelabError
-from . import evaluation, explore, info, training, use
+from . import evaluation, explore, info, serve, training, use
 from .common import Parser
 
 
@@ -43,7 +43,7 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"vaelab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 parser_class=CommandParser)
-    for module in (training, use, explore, evaluation, info):
+    for module in (training, use, explore, serve, evaluation, info):
         module.register(sub)
     return parser
 

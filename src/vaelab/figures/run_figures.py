@@ -32,12 +32,8 @@ def project(mu: np.ndarray, method: str, seed: int) -> tuple[np.ndarray, tuple[s
     if mu.shape[1] == 2:
         return mu, ("z[0]", "z[1]")
     if method == "pca":
-        from sklearn.decomposition import PCA
-
-        pca = PCA(n_components=2, random_state=seed).fit(mu)
-        share = pca.explained_variance_ratio_ * 100
-        return pca.transform(mu), (f"PC 1 ({share[0]:.0f}% of variance)",
-                                   f"PC 2 ({share[1]:.0f}% of variance)")
+        mean, axes, share = pca_plane(mu, seed)
+        return (mu - mean) @ axes.T, pca_axis_names(share)
     if method == "tsne":
         from sklearn.manifold import TSNE
 
@@ -54,10 +50,31 @@ def project(mu: np.ndarray, method: str, seed: int) -> tuple[np.ndarray, tuple[s
     raise ConfigError(f"--method must be one of {', '.join(PROJECTIONS)}, got {method!r}")
 
 
+def pca_plane(mu: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The plane of the first two principal components of codes (N, D >= 2), fitted by
+    scikit-learn: (mean (D,), axes (2, D) orthonormal, share of variance (2,)). A code z lies
+    at (z - mean) @ axes.T in the plane; the point (u, v) is the code mean + u axes[0] +
+    v axes[1]."""
+    from sklearn.decomposition import PCA
+
+    pca = PCA(n_components=2, random_state=seed).fit(mu)
+    return pca.mean_, pca.components_, pca.explained_variance_ratio_
+
+
+def pca_axis_names(share: np.ndarray) -> tuple[str, str]:
+    return tuple(f"PC {i + 1} ({s * 100:.0f}% of variance)" for i, s in enumerate(share[:2]))
+
+
+def latent_indices(n: int, points: int = LATENT_POINTS, seed: int = 0) -> list[int]:
+    """Which of `n` test images the latent scatter shows: `points` of them (all, when there
+    are at most that many), drawn with `seed`."""
+    return _random_indices(n, points, seed)
+
+
 def latent_plot(model: LatentVariableModel, cfg: Config, test: Split, classes, out: Path,
                 method: str = "pca", points: int = LATENT_POINTS, seed: int = 0) -> Path:
     """The test set's posterior means, coloured by class."""
-    index = _random_indices(len(test), points, seed)
+    index = latent_indices(len(test), points, seed)
     subset = Split(test.images[index], test.labels[index])
     mu, _ = explore.encode_split(model, subset)
     labels = subset.labels.cpu().numpy()

@@ -126,6 +126,8 @@ class HierarchicalVAE(LatentVariableModel):
         return features[::-1]
 
     def _start(self, batch: int, y: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+        # encode / decode pass x.shape[0], not len(x): an ONNX export traces shape[0] as the
+        # dynamic batch size, where len() would fix it to the example's (runs/onnx.py)
         s = self.top.expand(batch, -1).to(like.dtype)
         if self.label is not None:
             s = s + self.label(one_hot(y, self.num_classes, like.dtype))
@@ -160,7 +162,7 @@ class HierarchicalVAE(LatentVariableModel):
         """Posterior means and log-variances of the whitened code (B, D) each, following
         the posterior means down the hierarchy."""
         features = self.infer(x, y)
-        s = self._start(len(x), y, features[0])
+        s = self._start(x.shape[0], y, features[0])
         mus, logvars = [], []
         for layer, h in zip(self.down, features):
             p_mu, p_logvar, s = layer.prior_of(s)
@@ -173,7 +175,7 @@ class HierarchicalVAE(LatentVariableModel):
     def decode(self, code: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Whitened codes (B, D) -> the likelihood's parameters (B, P, H, W): ancestral
         sampling with the given noise."""
-        s = self._start(len(code), y, self.top)
+        s = self._start(code.shape[0], y, self.top)
         for layer, eps in zip(self.down, code.split(self.layer_dim, dim=1)):
             p_mu, p_logvar, s = layer.prior_of(s)
             s = layer.advance(s, p_mu + torch.exp(0.5 * p_logvar) * eps)
@@ -182,7 +184,7 @@ class HierarchicalVAE(LatentVariableModel):
     # --- helpers ------------------------------------------------------------------------
 
     def _output(self, s: torch.Tensor) -> torch.Tensor:
-        return self.head(s).reshape(len(s), *self.out_shape)
+        return self.head(s).reshape(s.shape[0], *self.out_shape)
 
     def _with_label(self, flat: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         if not self.num_classes:

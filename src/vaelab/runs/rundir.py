@@ -51,9 +51,11 @@ def load(run: str | Path, checkpoint: str = "best",
 
 
 def load_run(run: str | Path, checkpoint: str = "best", device: str | torch.device = "cpu",
-             data_dir: str | Path | None = None) -> tuple[LatentVariableModel, Config]:
+             data_dir: str | Path | None = None, read_only: bool = False,
+             ) -> tuple[LatentVariableModel, Config]:
     """The model of a run's checkpoint and the run's config. Its `gmm` sampler is read from
-    the checkpoint, or fitted on first use to training images from `data_dir`."""
+    the checkpoint, or fitted on first use to training images from `data_dir` and saved
+    there; with `read_only` it is kept in memory only, and nothing is written to the run."""
     if checkpoint not in CHECKPOINT_NAMES:
         raise RunError(f"checkpoint must be one of {', '.join(CHECKPOINT_NAMES)}, "
                        f"got {checkpoint!r}")
@@ -64,7 +66,7 @@ def load_run(run: str | Path, checkpoint: str = "best", device: str | torch.devi
         raise RunError(f"{run} has no '{checkpoint}' checkpoint yet (is it still training "
                        f"its first epoch?)")
     model, cfg = load_checkpoint(found, pick_device(device))
-    return samplers.attach(model, found, cfg, data_dir), cfg
+    return samplers.attach(model, found, cfg, data_dir, save=not read_only), cfg
 
 
 class RunLock:
