@@ -14,7 +14,7 @@ from vaelab.cli import main
 from vaelab.config import Config
 from vaelab.errors import RunError
 from vaelab.models.vae import build_model
-from vaelab.samplers import MIXTURE_FILE
+from vaelab.samplers import FIT_IMAGES, FIT_WORK, MIN_FIT_IMAGES, MIXTURE_FILE, fit_count
 from vaelab.samplers.mixture import GaussianMixture
 
 TINY_RUN = {"data.limit": 2000, "data.val_size": 500, "model.arch": "mlp",
@@ -82,6 +82,17 @@ class TestGaussianMixture:
         path.write_bytes(b"\x80\x04not safetensors")
         with pytest.raises(RunError, match="unreadable mixture sampler"):
             GaussianMixture.load(path)
+
+
+def test_wider_codes_are_fitted_to_fewer_training_images():
+    """EM's cost grows as codes x units^2: the fit's work stays within the default's."""
+    assert fit_count(2) == fit_count(16) == FIT_IMAGES
+    assert fit_count(32) == 55_000  # the default model's 32 units: all of MNIST's images
+    counts = [fit_count(d) for d in range(1, 257)]
+    assert counts == sorted(counts, reverse=True)
+    assert all(n * d ** 2 <= FIT_WORK or n == MIN_FIT_IMAGES
+               for d, n in zip(range(1, 257), counts))
+    assert fit_count(256) == MIN_FIT_IMAGES
 
 
 class TestSamplingFromRuns:

@@ -161,7 +161,8 @@ def summarize(run: Path, cfg: Config, model: LatentVariableModel, data: Datasets
     load_weights(best_dir, model)  # training is over: the model takes the best weights
     test = evaluate_loss(model, data.test.to(device), beta=1.0)
     fit_started = time.perf_counter()
-    mixture = samplers.fit_mixture(model, samplers.training_codes(data))
+    codes = samplers.training_codes(data, samplers.fit_count(model.latent_dim))
+    mixture = samplers.fit_mixture(model, codes)
     mixture.save(best_dir / samplers.MIXTURE_FILE)
     fit_seconds = time.perf_counter() - fit_started
     selected_by = "val_loss" if len(data.val) else "train_neg_elbo"  # recon + beta kl
