@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -79,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="training runs (default: 3)")
     parser.add_argument("--k", type=int, default=1000, help="importance samples (default 1000)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/default_run.json")
+    parser.add_argument("--keep", type=Path, help="copy the median run's directory here (for "
+                        "README figures such as docs/samples.png)")
     args = parser.parse_args(argv)
     if args.avx2 and os.environ.get("ATEN_CPU_CAPABILITY") != "avx2":  # this process too
         os.execve(sys.executable, [sys.executable, __file__, *sys.argv[1:]],
@@ -102,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         eval_seconds, _ = timed([sys.executable, "-m", "vaelab", "evaluate", str(run),
                                  "--k", str(args.k)], env)
         results = json.loads((run / "eval.json").read_text())
+        if args.keep:
+            shutil.copytree(run, args.keep, dirs_exist_ok=True)
     measured = {
         "cpu": cpu, "wall_seconds": statistics.median(walls), "walls": walls,
         "epochs": summary["epochs"], "test_neg_elbo": summary["test_loss"],
