@@ -183,11 +183,10 @@ class ObjectiveConfig:
 
     kind: Bound = "elbo"
     k: int = 1  # importance samples per image of the iwae bounds
-    # 0.5 by measurement on the default run (16 epochs, README "The default run"): beta
-    # trades likelihood for sample quality there. At 0.5 the gmm sampler's FID is about 25
-    # and the test NLL 89.4 nats; at 0.55 31.5 and 89.2 (K=1000, all test images); on
-    # 1,000 test images beta 0.35 / 0.6 / 0.7 gave FID 26 / 29-31 / 34. beta = 1 is the
-    # true ELBO; the presets in configs/ set it.
+    # 0.5 by measurement on the default run (16 epochs; README, "The default run"): there
+    # beta trades likelihood for sample quality. The gmm sampler's FID at beta 0.35 / 0.5 /
+    # 0.55 / 0.6 / 0.7: 26 / 24-26 / 31.5 / 29-31 / 34; the test NLL falls as beta rises
+    # (89.4 nats at 0.5, 89.2 at 0.55). beta = 1 is the true ELBO; configs/ presets set it.
     beta: float = 0.5
     warmup_epochs: float = 0.0  # beta rises linearly from 0 over this many epochs
     free_bits: float = 0.0  # nats per latent dimension below which the KL is not penalised

@@ -139,7 +139,8 @@ def test_a_slider_moves_one_dimension_of_the_test_image_s_code(plain):
     start, before = s.last("slider")["code"], s.canvas("#slider-image")
     box = s.box("#sliders input")
     s.page.mouse.click(box["x"] + 0.9 * box["width"], box["y"] + box["height"] / 2)
-    s.wait(f"JSON.stringify(window.vaelab.last.slider.code) !== {json.dumps(json.dumps(start))}")
+    s.wait(f"window.vaelab.last.slider.code.some((v, i) => v !== {json.dumps(start)}[i])")
+    s.wait("window.vaelab.pending === 0")  # the newest slider decode is back and shown
     code = s.last("slider")["code"]
     dim = s.js("window.vaelab.info.sliders[0].dim")
     changed = [d for d, (a, b) in enumerate(zip(start, code)) if a != b]
