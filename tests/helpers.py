@@ -3,6 +3,7 @@ error check, and the fault report."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import importlib
 import json
@@ -98,3 +99,12 @@ def train_quietly(overrides: dict, factory, name: str, data_dir: Path) -> Path:
     train(Config().replace(overrides), out=run, data_dir=data_dir, progress_bar=False,
           log=lambda *_: None)
     return run
+
+
+@contextlib.contextmanager
+def private_cache(factory):
+    """VAELAB_CACHE_DIR on a new temporary folder while the block runs: decoded images and
+    classifiers that tests make stay out of the user's cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VAELAB_CACHE_DIR", str(factory.mktemp("cache")))
+        yield

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import train_quietly
+from helpers import private_cache, train_quietly
 
 FAST = {  # one epoch on 500 images: enough for the explorer to have something to show
     "data.limit": 500, "data.val_size": 500, "model.arch": "mlp", "model.hidden": [128],
@@ -51,8 +51,7 @@ def colour_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def own_cache(tmp_path_factory):
     """Decoded own images go to a folder of the session's own, not the user's cache."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("VAELAB_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    with private_cache(tmp_path_factory):
         yield
 
 

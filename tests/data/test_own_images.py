@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import assert_one_line_error
+from helpers import assert_one_line_error, private_cache
 from vaelab.cli import main
 
 QUICK = ["--model", "mlp", "--hidden", "32", "--latent-dim", "2", "--epochs", "1",
@@ -38,8 +38,7 @@ def shapes_folder(root: Path, size=(18, 14), colour=True, per_class=30,
 @pytest.fixture(scope="module", autouse=True)
 def own_cache(tmp_path_factory):
     """The decoded images and classifiers of these tests go to a folder of their own."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("VAELAB_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    with private_cache(tmp_path_factory):
         yield
 
 

@@ -21,7 +21,7 @@ from ..config import Config
 from ..data.datasets import Datasets, Split, binarize_once, load_dataset
 from ..models.generative import LatentVariableModel
 from ..models.latents import encode_split
-from .mixture import GaussianMixture
+from .mixture import EM_ITERATIONS, GaussianMixture
 
 SAMPLERS = ("prior", "gmm")
 DEFAULT_SAMPLER = "gmm"  # measured against the prior in benchmarks/default_run.py
@@ -31,8 +31,8 @@ GMM_TEMPERATURE = 0.8
 MIXTURE_FILE = "gmm.safetensors"
 FIT_IMAGES = 60_000  # at most this many training images (all 55,000 of MNIST's) give the
 #                      codes the mixture is fitted to; on the default run, at temperature 0.8:
-#                      50 components on 20,000 codes: FID 33.6; 50 on 55,000: 30.8;
-#                      100 on 20,000: 31.0; 100 on 55,000: 24.2 (README, "Samplers")
+#                      50 components on 20,000 codes: FID 33.5; 50 on 55,000: 30.8;
+#                      100 on 20,000: 31.0; 100 on 55,000: 24.2 (benchmarks/mixture_fit.py)
 FIT_WORK = 55_000 * 32 ** 2  # codes x units^2 of that fit: an EM iteration costs codes x
 #                              components x units^2, so wider codes are fitted to fewer
 MIN_FIT_IMAGES = 10_000
@@ -45,7 +45,8 @@ __all__ = ["SAMPLERS", "DEFAULT_SAMPLER", "GaussianMixture", "fit_mixture", "Mix
 
 
 def fit_mixture(model: LatentVariableModel, images: Split, seed: int = FIT_SEED,
-                components: int | None = None) -> GaussianMixture:
+                components: int | None = None,
+                iterations: int = EM_ITERATIONS) -> GaussianMixture:
     """Fit the mixture to the posterior means of `images` (as the model sees them: binarized
     already for a binarized run). A conditional model gets one mixture per class."""
     mu, _ = encode_split(model, images)  # (N, D): whitened codes of all layers for a hvae
@@ -55,7 +56,7 @@ def fit_mixture(model: LatentVariableModel, images: Split, seed: int = FIT_SEED,
     what = f"posterior means of {len(images):,} training images" \
         + (f", {components} components per class" if model.conditional
            else f", {components} components")
-    return GaussianMixture.fit(mu, labels, components, seed, what)
+    return GaussianMixture.fit(mu, labels, components, seed, what, iterations)
 
 
 def fit_count(latent_dim: int) -> int:

@@ -30,8 +30,9 @@ REG_COVAR = 1e-4  # added to each covariance's diagonal: no component collapses 
 TOLERANCE = 1e-2  # EM stops when the mean log-likelihood gains less than this,
 EM_ITERATIONS = 5  # or after this many iterations from the k-means start: on the default
 #                    run's 55,000 codes (100 components of 32 units) five give the samples
-#                    the FID of a converged fit (15 iterations: 24.2; five: 23.9 to 26.5 over
-#                    three seeds; one: 27.7) in a third of the time
+#                    the FID of a converged fit (converged: 24.2; five: 24.0 to 26.5 over
+#                    three seeds; one: 27.7) in two thirds of its time (benchmarks/
+#                    mixture_fit.py)
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,10 @@ class GaussianMixture:
 
     @classmethod
     def fit(cls, codes: torch.Tensor, labels: torch.Tensor | None, components: int,
-            seed: int, fitted_to: str) -> GaussianMixture:
-        """Fit by EM (scikit-learn, k-means initialisation). `labels` (N,) fits one mixture
-        per class with `components` components each; None fits one mixture to all codes."""
+            seed: int, fitted_to: str, iterations: int = EM_ITERATIONS) -> GaussianMixture:
+        """Fit by EM (scikit-learn, k-means initialisation), at most `iterations` steps.
+        `labels` (N,) fits one mixture per class with `components` components each; None
+        fits one mixture to all codes."""
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.mixture import GaussianMixture as SkMixture
 
@@ -67,8 +69,8 @@ class GaussianMixture:
         for label, group in groups:
             k = max(1, min(components, len(group) // 2))  # a handful of codes: fewer parts
             mixture = SkMixture(k, covariance_type="full", reg_covar=REG_COVAR, tol=TOLERANCE,
-                                random_state=seed, max_iter=EM_ITERATIONS)
-            with warnings.catch_warnings():  # stopping after EM_ITERATIONS is deliberate
+                                random_state=seed, max_iter=iterations)
+            with warnings.catch_warnings():  # stopping after `iterations` is deliberate
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 mixture.fit(group.float().numpy())
             parts.append((label, mixture))
